@@ -1,0 +1,160 @@
+"""PointSet: points on X with everything needed to integrate over X.
+
+Sample means of ``weights · f`` are integrals against |Ω|² d^{2n}x:
+
+    ∫_X f |Ω|² d^{2n}x ≈ (Vol_FS / n!) · mean(w · f),    w = |Ω|² / det g_FS,X (t = 1),
+
+because the points are distributed by the normalized FS volume form ω_FS^n / Vol_FS with
+Vol_FS = ∫_X ω_FS^n = deg(X) (design.md §2; fubini_study.py gives the normalization).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from nnflow.geometry.charts import choose_chart, embedding_jacobian, omega_squared
+from nnflow.geometry.fubini_study import fs_metric, pullback
+from nnflow.geometry.hypersurface import Hypersurface
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class PointSet:
+    """Points on a hypersurface with integration data (all tensors share B = len(self)).
+
+    Attributes:
+        surface: the hypersurface the points lie on.
+        z: (B, N+1) complex, normalized so that z[patch] = 1.
+        weights: (B,) real, w = |Ω|² / det g_FS,X with t = 1.
+        omega2: (B,) real, |Ω|² = 1/|∂p/∂z_elim|².
+        patch: (B,) long, coordinate set to 1.
+        elim: (B,) long, eliminated coordinate.
+        jac: (B, n, N+1) complex, J_{ak} = ∂z_k/∂x_a.
+        meta: provenance (seed, sampler), stored with the points.
+    """
+
+    surface: Hypersurface
+    z: torch.Tensor
+    weights: torch.Tensor
+    omega2: torch.Tensor
+    patch: torch.Tensor
+    elim: torch.Tensor
+    jac: torch.Tensor
+    meta: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_points(cls, surface: Hypersurface, z: torch.Tensor, meta: dict | None = None):
+        """Charts, Jacobians, |Ω|² and weights for points on X given in any scaling.
+
+        Args:
+            z: (B, N+1) complex points with p(z) ≈ 0.
+        """
+        if z.ndim != 2 or z.shape[-1] != surface.n_coords:
+            raise ValueError(
+                f"points must have shape (B, {surface.n_coords}); got {tuple(z.shape)}"
+            )
+        z, patch, elim, grad = choose_chart(surface, z)
+        jac = embedding_jacobian(grad, patch, elim)
+        omega2 = omega_squared(grad, elim)
+        det_fs = torch.linalg.det(pullback(jac, fs_metric(z))).real
+        return cls(surface, z, omega2 / det_fs, omega2, patch, elim, jac, dict(meta or {}))
+
+    # ------------------------------------------------------------------ basics
+    def __len__(self) -> int:
+        return self.z.shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self.surface.dim
+
+    @property
+    def device(self) -> torch.device:
+        return self.z.device
+
+    def fs_volume(self, t: float = 1.0) -> float:
+        """∫_X ω_FS^n = deg(X)·t^n."""
+        return self.surface.degree * t**self.dim
+
+    def integral_factor(self) -> float:
+        """Vol_FS / n!: ∫ f |Ω|² d^{2n}x ≈ integral_factor · mean(w f)."""
+        return self.fs_volume() / math.factorial(self.dim)
+
+    def _map(self, fn) -> PointSet:
+        return PointSet(
+            self.surface,
+            fn(self.z),
+            fn(self.weights),
+            fn(self.omega2),
+            fn(self.patch),
+            fn(self.elim),
+            fn(self.jac),
+            dict(self.meta),
+        )
+
+    def to(self, device=None, dtype=None) -> PointSet:
+        """Move to a device; ``dtype`` (complex64 or complex128) sets the precision."""
+        real = {torch.complex64: torch.float32, torch.complex128: torch.float64}.get(dtype)
+
+        def move(x):
+            if dtype is not None and x.is_complex():
+                return x.to(device=device, dtype=dtype)
+            if real is not None and x.is_floating_point():
+                return x.to(device=device, dtype=real)
+            return x.to(device=device)
+
+        return self._map(move)
+
+    def subset(self, index) -> PointSet:
+        """Rows selected by a slice, index tensor or boolean mask."""
+        return self._map(lambda x: x[index])
+
+    @staticmethod
+    def cat(parts: list[PointSet]) -> PointSet:
+        """Concatenate point sets of one surface (metadata of the first)."""
+        first = parts[0]
+        return PointSet(
+            first.surface, *(torch.cat([getattr(p, k) for p in parts]) for k in _TENSORS),
+            meta=dict(first.meta),
+        )
+
+    def split(self, sizes: list[int]) -> list[PointSet]:
+        """Consecutive subsets of the given sizes."""
+        out, start = [], 0
+        for s in sizes:
+            out.append(self.subset(slice(start, start + s)))
+            start += s
+        return out
+
+    # ------------------------------------------------------------------ disk
+    def save(self, path: str | Path) -> Path:
+        """Write tensors and metadata (surface, seed, format) to one ``.pt`` file."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        torch.save(
+            {
+                "format_version": FORMAT_VERSION,
+                "surface": self.surface.to_dict(),
+                "meta": self.meta,
+                **{k: getattr(self, k).cpu() for k in _TENSORS},
+            },
+            tmp,
+        )
+        tmp.replace(path)  # atomic: a killed writer never leaves a half file
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, device=None) -> PointSet:
+        d = torch.load(Path(path), map_location=device, weights_only=True)
+        if d.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{path}: unsupported PointSet format {d.get('format_version')!r}")
+        surface = Hypersurface.from_dict(d["surface"])
+        return cls(surface, *(d[k] for k in _TENSORS), meta=d["meta"])
+
+
+_TENSORS = ("z", "weights", "omega2", "patch", "elim", "jac")
