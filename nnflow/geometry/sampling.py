@@ -24,13 +24,13 @@ RESIDUAL_TOLERANCE = 1e-10
 def random_lines(n_lines: int, n_coords: int, seed: int, dtype=torch.complex128):
     """a, b ~ CN(0, I): two (n_lines, n_coords) complex tensors from a CPU generator.
 
-    Drawn on the CPU so that a seed gives the same points on every device.
+    Drawn on the CPU so that a seed gives the same points on every device, line by line so
+    that a larger sample extends a smaller one with the same seed.
     """
     g = torch.Generator().manual_seed(int(seed))
-    real = torch.float64 if dtype == torch.complex128 else torch.float32
-    ab = torch.randn(2, n_lines, n_coords, 2, generator=g, dtype=real) / math.sqrt(2)
-    ab = torch.view_as_complex(ab)
-    return ab[0].to(dtype), ab[1].to(dtype)
+    ab = torch.randn(n_lines, 2, n_coords, 2, generator=g, dtype=torch.float64) / math.sqrt(2)
+    ab = torch.view_as_complex(ab).to(dtype)
+    return ab[:, 0], ab[:, 1]
 
 
 def line_roots(surface: Hypersurface, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
