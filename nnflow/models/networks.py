@@ -1,0 +1,337 @@
+"""Scalar networks φ(x) on real feature vectors x ∈ R^d, with second-order jets.
+
+Every network maps (B, d) → (B,) and propagates a ``Jet`` (value, ∂_a, ∂_a∂̄_b) exactly, layer
+by layer, so the metric ∂∂̄φ costs a few matrix products per layer instead of an input
+Hessian per point. Parameterizations:
+
+- ``ntk``: parameters are N(0, 1); a layer computes u = (σ_w/√fan_in)·W h + σ_b·b. The
+  infinite-width limit of its tangent kernel is deterministic (Jacot et al.).
+- ``standard``: W ~ N(0, σ_w²/fan_in), b ~ N(0, σ_b²); u = W h + b. Same function at
+  initialization, different training dynamics.
+
+Cos-net and gauss-net follow the seed talk (Halverson & Ruehle):
+    cos-net:   φ(x) = Σ_i a_i Σ_j cos(b_ij x_j + c_i),
+               a ~ N(0, σ_a²/N), b ~ N(0, σ_b²/d), c ~ U[−π, π];
+    gauss-net: φ(x) = Σ_i a_i Σ_j exp(b_ij x_j + c_i) / sqrt(exp[2(σ_c² + σ_b² x_j²/d)]),
+               a ~ N(0, σ_a²/2N), b ~ N(0, σ_b²/d), c ~ N(0, σ_c²).
+Both have the Gaussian NNGP kernel σ_a²/2·[Σ_j e^{−σ_b²(x_j−x'_j)²/2d} + Σ_{j≠k} e^{−σ_b²(x_j²+x'_k²)/2d}].
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from nnflow.models.features import Jet
+
+SQRT2PI = math.sqrt(2 * math.pi)
+
+
+def _gelu(u):
+    pdf = torch.exp(-0.5 * u * u) / SQRT2PI
+    cdf = 0.5 * (1 + torch.erf(u / math.sqrt(2)))
+    return u * cdf, cdf + u * pdf, pdf * (2 - u * u)
+
+
+def _tanh(u):
+    t = torch.tanh(u)
+    s = 1 - t * t
+    return t, s, -2 * t * s
+
+
+def _erf(u):
+    e = torch.exp(-u * u) * (2 / math.sqrt(math.pi))
+    return torch.erf(u), e, -2 * u * e
+
+
+def _softplus(u):
+    s = torch.sigmoid(u)
+    return nn.functional.softplus(u), s, s * (1 - s)
+
+
+def _relu(u):
+    step = (u > 0).to(u.dtype)
+    return u * step, step, torch.zeros_like(u)
+
+
+def _sin(u):
+    s, c = torch.sin(u), torch.cos(u)
+    return s, c, -s
+
+
+def _cos(u):
+    s, c = torch.sin(u), torch.cos(u)
+    return c, -s, -c
+
+
+def _gaussian(u):
+    e = torch.exp(-0.5 * u * u)
+    return e, -u * e, (u * u - 1) * e
+
+
+ACTIVATIONS = {
+    "gelu": _gelu,
+    "tanh": _tanh,
+    "erf": _erf,
+    "softplus": _softplus,
+    "relu": _relu,
+    "sin": _sin,
+    "cos": _cos,
+    "gaussian": _gaussian,
+}
+PARAMETERIZATIONS = ("ntk", "standard")
+
+
+def _check(name: str, value, positive: bool = True, integer: bool = False) -> None:
+    if integer and (not isinstance(value, int) or isinstance(value, bool)):
+        raise ValueError(f"{name} must be an integer; got {value!r}")
+    if positive and not value > 0:
+        raise ValueError(f"{name} must be positive; got {value!r}")
+
+
+# ---------------------------------------------------------------------- jet algebra
+# Inside an MLP a jet is packed into one real tensor T of shape (B, R, W), R = 1 + 2n + n²:
+#   row 0: value u;  rows 1..2n: Re ∂_a u, Im ∂_a u;
+#   then the Hermitian ∂_a∂̄_b u = A + iB as A_ab (a ≤ b, symmetric) and B_ab (a < b, antisymmetric).
+# A linear layer is then one matrix product T Wᵀ for all rows at once.
+def _pair_index(n: int, device):
+    ia, ib = torch.triu_indices(n, n, device=device)
+    ja, jb = torch.triu_indices(n, n, offset=1, device=device)
+    return ia, ib, ja, jb
+
+
+def pack_jet(jet: Jet) -> torch.Tensor:
+    """Jet with (B, n, D) derivatives → (B, 1 + 2n + n², D) real."""
+    n = jet.d.shape[1]
+    ia, ib, ja, jb = _pair_index(n, jet.d.device)
+    return torch.cat(
+        [jet.value[:, None], jet.d.real, jet.d.imag, jet.dd.real[:, ia, ib], jet.dd.imag[:, ja, jb]], 1
+    )
+
+
+def unpack_jet(T: torch.Tensor, n: int) -> Jet:
+    """Inverse of pack_jet."""
+    ia, ib, ja, jb = _pair_index(n, T.device)
+    B, _, D = T.shape
+    m = ia.shape[0]
+    d = torch.complex(T[:, 1 : 1 + n], T[:, 1 + n : 1 + 2 * n])
+    A = T.new_zeros(B, n, n, D)
+    A[:, ia, ib] = T[:, 1 + 2 * n : 1 + 2 * n + m]
+    A[:, ib, ia] = T[:, 1 + 2 * n : 1 + 2 * n + m]
+    Bm = T.new_zeros(B, n, n, D)
+    Bm[:, ja, jb] = T[:, 1 + 2 * n + m :]
+    Bm[:, jb, ja] = -T[:, 1 + 2 * n + m :]
+    return Jet(T[:, 0], d, torch.complex(A, Bm))
+
+
+def _linear_packed(T: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """x ↦ x Wᵀ + b on a packed jet: all rows transform linearly, the bias shifts the value."""
+    out = T @ weight.T
+    if bias is None:
+        return out
+    row0 = torch.zeros(T.shape[1], 1, dtype=T.dtype, device=T.device)
+    row0[0] = 1
+    return out + row0 * bias  # no slicing: slice backward would zero-fill full-size grads
+
+
+def _activation_packed(T: torch.Tensor, n: int, act) -> torch.Tensor:
+    """σ on a packed jet: ∂σ = σ'∂u, ∂_a∂̄_bσ = σ''·∂_a u·conj(∂_b u) + σ'·∂_a∂̄_b u.
+
+    Works row by row on ``unbind`` views, whose backward is one stack (cheap), rather than
+    on slices or gathers, whose backward zero-fills and scatters.
+    """
+    rows = T.unbind(1)
+    re, im = rows[1 : 1 + n], rows[1 + n : 1 + 2 * n]
+    pairs = [(a, b) for a in range(n) for b in range(a, n)]
+    strict = [(a, b) for a in range(n) for b in range(a + 1, n)]
+    A, Bm = rows[1 + 2 * n : 1 + 2 * n + len(pairs)], rows[1 + 2 * n + len(pairs) :]
+    s0, s1, s2 = act(rows[0])
+    out = [s0] + [s1 * r for r in re] + [s1 * i for i in im]
+    out += [s2 * (re[a] * re[b] + im[a] * im[b]) + s1 * A[k] for k, (a, b) in enumerate(pairs)]
+    out += [s2 * (im[a] * re[b] - re[a] * im[b]) + s1 * Bm[k] for k, (a, b) in enumerate(strict)]
+    return torch.stack(out, 1)
+
+
+def _separable_jet(jet: Jet, f0, f1, f2) -> Jet:
+    """Jet of Σ_j F_j(x_j) given F_j(x_j), F_j', F_j'' (each (B, d)): one output."""
+    d = (jet.d * f1[:, None, :]).sum(-1, keepdim=True)
+    outer = (jet.d[:, :, None, :] * jet.d.conj()[:, None, :, :] * f2[:, None, None, :]).sum(-1)
+    dd = outer + (jet.dd * f1[:, None, None, :]).sum(-1)
+    return Jet(f0.sum(-1, keepdim=True), d, dd[..., None])
+
+
+# ---------------------------------------------------------------------- networks
+class MLP(nn.Module):
+    """Fully connected scalar network with ``depth`` hidden layers of ``width`` units.
+
+    Args:
+        in_dim: d, number of input features.
+        width: hidden units per layer (> 0).
+        depth: hidden layers (≥ 1).
+        activation: one of ACTIVATIONS.
+        parameterization: "ntk" or "standard".
+        sigma_w, sigma_b: weight and bias scales.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        width: int = 64,
+        depth: int = 2,
+        activation: str = "gelu",
+        parameterization: str = "ntk",
+        sigma_w: float = 1.0,
+        sigma_b: float = 0.1,
+    ):
+        super().__init__()
+        _check("width", width, integer=True)
+        _check("depth", depth, integer=True)
+        _check("sigma_w", sigma_w)
+        _check("sigma_b", sigma_b, positive=False)
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; choose from {sorted(ACTIVATIONS)}")
+        if parameterization not in PARAMETERIZATIONS:
+            raise ValueError(f"unknown parameterization {parameterization!r}; choose from {PARAMETERIZATIONS}")
+        self.in_dim, self.width, self.depth = in_dim, width, depth
+        self.activation, self.parameterization = activation, parameterization
+        self.sigma_w, self.sigma_b = float(sigma_w), float(sigma_b)
+        sizes = [in_dim] + [width] * depth + [1]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        self._w_scale, self._b_scale = [], []
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+            w = torch.randn(fan_out, fan_in)
+            b = torch.randn(fan_out)
+            if parameterization == "ntk":
+                self._w_scale.append(self.sigma_w / math.sqrt(fan_in))
+                self._b_scale.append(self.sigma_b)
+            else:
+                w, b = w * (self.sigma_w / math.sqrt(fan_in)), b * self.sigma_b
+                self._w_scale.append(1.0)
+                self._b_scale.append(1.0)
+            self.weights.append(nn.Parameter(w))
+            self.biases.append(nn.Parameter(b))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """φ(x): (..., d) → (...)."""
+        act = ACTIVATIONS[self.activation]
+        h = x
+        for layer, (w, b) in enumerate(zip(self.weights, self.biases)):
+            h = nn.functional.linear(h, w * self._w_scale[layer], b * self._b_scale[layer])
+            if layer < self.depth:
+                h = act(h)[0]
+        return h.squeeze(-1)
+
+    def jet(self, jet: Jet) -> Jet:
+        """Propagate a feature jet (B, n, d) to the output jet (B, n, 1)."""
+        act = ACTIVATIONS[self.activation]
+        n = jet.d.shape[1]
+        T = pack_jet(jet)
+        for layer, (w, b) in enumerate(zip(self.weights, self.biases)):
+            T = _linear_packed(T, w * self._w_scale[layer], b * self._b_scale[layer])
+            if layer < self.depth:
+                T = _activation_packed(T, n, act)
+        return unpack_jet(T, n)
+
+
+class CosNet(nn.Module):
+    """φ(x) = Σ_i a_i Σ_j cos(b_ij x_j + c_i) with N = ``width`` terms (see module doc)."""
+
+    def __init__(
+        self,
+        in_dim: int,
+        width: int = 256,
+        sigma_a: float = 1.0,
+        sigma_b: float = 1.0,
+        parameterization: str = "ntk",
+    ):
+        super().__init__()
+        _check("width", width, integer=True)
+        _check("sigma_a", sigma_a)
+        _check("sigma_b", sigma_b)
+        if parameterization not in PARAMETERIZATIONS:
+            raise ValueError(f"unknown parameterization {parameterization!r}; choose from {PARAMETERIZATIONS}")
+        self.in_dim, self.width, self.parameterization = in_dim, width, parameterization
+        self.sigma_a, self.sigma_b = float(sigma_a), float(sigma_b)
+        a_scale, b_scale = sigma_a / math.sqrt(width), sigma_b / math.sqrt(in_dim)
+        ntk = parameterization == "ntk"
+        self.a = nn.Parameter(torch.randn(width) * (1.0 if ntk else a_scale))
+        self.b = nn.Parameter(torch.randn(width, in_dim) * (1.0 if ntk else b_scale))
+        self.c = nn.Parameter((torch.rand(width) * 2 - 1) * math.pi)
+        self._a_scale, self._b_scale = (a_scale, b_scale) if ntk else (1.0, 1.0)
+
+    def _phase(self, x):
+        return (self.b * self._b_scale) * x[..., None, :] + self.c[:, None]  # (..., N, d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.a * self._a_scale
+        return torch.einsum("i,...ij->...", a, torch.cos(self._phase(x)))
+
+    def jet(self, jet: Jet) -> Jet:
+        a, b = self.a * self._a_scale, self.b * self._b_scale
+        u = self._phase(jet.value)
+        cos, sin = torch.cos(u), torch.sin(u)
+        f0 = torch.einsum("i,bij->bj", a, cos)
+        f1 = -torch.einsum("i,ij,bij->bj", a, b, sin)
+        f2 = -torch.einsum("i,ij,bij->bj", a, b * b, cos)
+        return _separable_jet(jet, f0, f1, f2)
+
+
+class GaussNet(nn.Module):
+    """φ(x) = Σ_i a_i Σ_j exp(b_ij x_j + c_i − σ_c² − σ_b² x_j²/d) (see module doc)."""
+
+    def __init__(
+        self,
+        in_dim: int,
+        width: int = 256,
+        sigma_a: float = 1.0,
+        sigma_b: float = 1.0,
+        sigma_c: float = 0.5,
+        parameterization: str = "ntk",
+    ):
+        super().__init__()
+        _check("width", width, integer=True)
+        _check("sigma_a", sigma_a)
+        _check("sigma_b", sigma_b)
+        _check("sigma_c", sigma_c, positive=False)
+        if parameterization not in PARAMETERIZATIONS:
+            raise ValueError(f"unknown parameterization {parameterization!r}; choose from {PARAMETERIZATIONS}")
+        self.in_dim, self.width, self.parameterization = in_dim, width, parameterization
+        self.sigma_a, self.sigma_b, self.sigma_c = float(sigma_a), float(sigma_b), float(sigma_c)
+        scales = (sigma_a / math.sqrt(2 * width), sigma_b / math.sqrt(in_dim), sigma_c)
+        ntk = parameterization == "ntk"
+        self.a = nn.Parameter(torch.randn(width) * (1.0 if ntk else scales[0]))
+        self.b = nn.Parameter(torch.randn(width, in_dim) * (1.0 if ntk else scales[1]))
+        self.c = nn.Parameter(torch.randn(width) * (1.0 if ntk else scales[2]))
+        self._scales = scales if ntk else (1.0, 1.0, 1.0)
+
+    def _terms(self, x):
+        b, c = self.b * self._scales[1], self.c * self._scales[2]
+        damp = self.sigma_c**2 + self.sigma_b**2 * x * x / self.in_dim  # (..., d)
+        return torch.exp(b * x[..., None, :] + c[:, None] - damp[..., None, :]), b  # (..., N, d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        e, _ = self._terms(x)
+        return torch.einsum("i,...ij->...", self.a * self._scales[0], e)
+
+    def jet(self, jet: Jet) -> Jet:
+        a = self.a * self._scales[0]
+        x = jet.value
+        e, b = self._terms(x)
+        slope = b - (2 * self.sigma_b**2 / self.in_dim) * x[:, None, :]  # (B, N, d)
+        f0 = torch.einsum("i,bij->bj", a, e)
+        f1 = torch.einsum("i,bij->bj", a, slope * e)
+        f2 = torch.einsum("i,bij->bj", a, (slope * slope - 2 * self.sigma_b**2 / self.in_dim) * e)
+        return _separable_jet(jet, f0, f1, f2)
+
+
+NETWORKS = {"mlp": MLP, "cosnet": CosNet, "gaussnet": GaussNet}
+
+
+def build_network(kind: str, in_dim: int, **kwargs) -> nn.Module:
+    """A network by name ("mlp", "cosnet", "gaussnet"); kwargs go to its constructor."""
+    if kind not in NETWORKS:
+        raise ValueError(f"unknown network {kind!r}; choose from {sorted(NETWORKS)}")
+    return NETWORKS[kind](in_dim, **kwargs)

@@ -1,0 +1,148 @@
+"""Kähler potentials K = K_FS + φ_θ(x(z)) and their metrics pulled back to X.
+
+    K(z) = (t/π) log|z|² + α·[f_θ(x(z)) − f_θ0(x(z))]    (init "centered")
+    K(z) = (t/π) log|z|² + α·f_θ(x(z))                    (init "random" or "zero_last")
+
+x(z) are projective-invariant features (features.py), so K is a global potential on P^N.
+"centered" subtracts the network at its initial parameters θ0 (kept as buffers): the metric
+starts exactly at g_FS while the tangent kernel is that of the random network. "zero_last"
+zeroes the last layer (also starts at g_FS, but the initial kernel only sees that layer).
+
+g_{ab̄} = J_a (∂∂̄K) J_b^†: the FS part in closed form, the network part from the feature
+jet propagated through the network (networks.py): no input Hessian is formed.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from nnflow.geometry.fubini_study import fs_metric, fs_potential, pullback
+from nnflow.models.features import Jet, ProjectiveFeatures
+
+INITS = ("centered", "random", "zero_last")
+
+
+class KahlerPotential(nn.Module):
+    """K = K_FS + α φ_θ on P^N restricted to X.
+
+    Args:
+        network: scalar network on R^d with ``forward(x)`` and ``jet(Jet)``.
+        n_coords: N + 1.
+        feature_degree: k of the features (d = C(N+k, k)² must equal network.in_dim).
+        kahler_t: Kähler class t of K_FS.
+        init: "centered", "random" or "zero_last".
+        output_scale: α.
+    """
+
+    def __init__(
+        self,
+        network: nn.Module,
+        n_coords: int,
+        feature_degree: int = 1,
+        kahler_t: float = 1.0,
+        init: str = "centered",
+        output_scale: float = 1.0,
+    ):
+        super().__init__()
+        if init not in INITS:
+            raise ValueError(f"unknown init {init!r}; choose from {INITS}")
+        if not kahler_t > 0:
+            raise ValueError(f"kahler_t must be positive; got {kahler_t!r}")
+        self.features = ProjectiveFeatures(n_coords, feature_degree)
+        if getattr(network, "in_dim", self.features.dim) != self.features.dim:
+            raise ValueError(
+                f"network expects {network.in_dim} inputs but degree-{feature_degree} features "
+                f"on P^{n_coords - 1} have {self.features.dim}"
+            )
+        self.network = network
+        self.kahler_t = float(kahler_t)
+        self.init = init
+        self.output_scale = float(output_scale)
+        if init == "zero_last":
+            last = [p for p in network.parameters()][-2:]  # MLP: last weight and bias
+            if hasattr(network, "a"):
+                last = [network.a]
+            with torch.no_grad():
+                for p in last:
+                    p.zero_()
+        self._theta0_names: list[str] = []
+        if init == "centered":
+            for name, p in network.named_parameters():
+                buf = "theta0_" + name.replace(".", "_")
+                self.register_buffer(buf, p.detach().clone())
+                self._theta0_names.append((name, buf))
+
+    def _theta0(self) -> dict[str, torch.Tensor]:
+        return {name: getattr(self, buf) for name, buf in self._theta0_names}
+
+    def phi(self, z: torch.Tensor) -> torch.Tensor:
+        """Network correction α[f_θ − f_θ0](x(z)): (..., N+1) complex → (...) real."""
+        x = self.features(z)
+        out = self.network(x)
+        if self.init == "centered":
+            out = out - functional_call(self.network, self._theta0(), (x,))
+        return self.output_scale * out
+
+    def potential(self, z: torch.Tensor) -> torch.Tensor:
+        """K(z) = K_FS + φ: (..., N+1) complex → (...) real (vmap- and torch.func-friendly)."""
+        return fs_potential(z, self.kahler_t) + self.phi(z)
+
+    def phi_metric(self, z: torch.Tensor, jac: torch.Tensor) -> torch.Tensor:
+        """∂_a∂̄_b φ pulled back: (B, N+1), (B, n, N+1) → (B, n, n) complex."""
+        jet = self.features.jet(z, jac)
+        dd = self.network.jet(jet).dd[..., 0]
+        if self.init == "centered":
+            dd = dd - _jet_with_params(self.network, self._theta0(), jet).dd[..., 0]
+        return self.output_scale * dd
+
+    def forward(self, z: torch.Tensor, jac: torch.Tensor) -> torch.Tensor:
+        """Metric on X: g = J g_FS J^† + ∂∂̄φ, (B, N+1), (B, n, N+1) → (B, n, n) complex."""
+        g_fs = pullback(jac, fs_metric(z, self.kahler_t))
+        return g_fs + self.phi_metric(z, jac)
+
+    metric = forward
+
+
+class _JetCall(nn.Module):
+    """Exposes ``network.jet`` as ``forward`` so that functional_call can swap parameters."""
+
+    def __init__(self, network: nn.Module):
+        super().__init__()
+        self.net = network
+
+    def forward(self, jet: Jet) -> Jet:
+        return self.net.jet(jet)
+
+
+def _jet_with_params(network: nn.Module, params: dict, jet: Jet) -> Jet:
+    """network.jet evaluated at other parameters (no gradient to them)."""
+    with torch.no_grad():
+        return functional_call(_JetCall(network), {"net." + k: v for k, v in params.items()}, (jet,))
+
+
+def build_potential(
+    network: str = "mlp",
+    n_coords: int = 5,
+    feature_degree: int = 1,
+    kahler_t: float = 1.0,
+    init: str = "centered",
+    output_scale: float = 1.0,
+    seed: int | None = None,
+    **network_kwargs,
+) -> KahlerPotential:
+    """A KahlerPotential from flat options (what conf/model/*.yaml holds).
+
+    Args:
+        network: "mlp", "cosnet" or "gaussnet"; network_kwargs go to its constructor
+            (width, depth, activation, parameterization, sigma_w, sigma_b, sigma_a, sigma_c).
+        seed: if given, the parameters are drawn from torch.manual_seed(seed).
+    """
+    from nnflow.models.networks import build_network
+
+    features = ProjectiveFeatures(n_coords, feature_degree)
+    if seed is not None:
+        torch.manual_seed(int(seed))
+    net = build_network(network, features.dim, **network_kwargs)
+    return KahlerPotential(net, n_coords, feature_degree, kahler_t, init, output_scale)
