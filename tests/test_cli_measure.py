@@ -7,7 +7,8 @@ import sys
 import pytest
 from hydra import compose, initialize_config_dir
 
-from nnflow.cli import CONFIG_DIR, measure
+from nnflow.cli import CONFIG_DIR
+from nnflow.cli.measure import measure
 
 SCRIPT = os.path.join(os.path.dirname(sys.executable), "nnflow-measure")
 
