@@ -1,0 +1,1 @@
+"""Losses and their functional derivatives, frozen-NTK flows, linearized models, Ricci flows (pure torch)."""
