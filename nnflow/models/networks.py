@@ -214,6 +214,12 @@ class MLP(nn.Module):
             self.weights.append(nn.Parameter(w))
             self.biases.append(nn.Parameter(b))
 
+    @torch.no_grad()
+    def zero_output_(self) -> None:
+        """Zero the output layer (φ ≡ 0; only that layer gets gradient at first)."""
+        self.weights[-1].zero_()
+        self.biases[-1].zero_()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """φ(x): (..., d) → (...)."""
         act = ACTIVATIONS[self.activation]
@@ -262,6 +268,11 @@ class CosNet(nn.Module):
         self.c = nn.Parameter((torch.rand(width) * 2 - 1) * math.pi)
         self._a_scale, self._b_scale = (a_scale, b_scale) if ntk else (1.0, 1.0)
 
+    @torch.no_grad()
+    def zero_output_(self) -> None:
+        """Zero the output weights a (φ ≡ 0)."""
+        self.a.zero_()
+
     def _phase(self, x):
         return (self.b * self._b_scale) * x[..., None, :] + self.c[:, None]  # (..., N, d)
 
@@ -306,6 +317,11 @@ class GaussNet(nn.Module):
         self.b = nn.Parameter(torch.randn(width, in_dim) * (1.0 if ntk else scales[1]))
         self.c = nn.Parameter(torch.randn(width) * (1.0 if ntk else scales[2]))
         self._scales = scales if ntk else (1.0, 1.0, 1.0)
+
+    @torch.no_grad()
+    def zero_output_(self) -> None:
+        """Zero the output weights a (φ ≡ 0)."""
+        self.a.zero_()
 
     def _terms(self, x):
         b, c = self.b * self._scales[1], self.c * self._scales[2]

@@ -61,12 +61,7 @@ class KahlerPotential(nn.Module):
         self.init = init
         self.output_scale = float(output_scale)
         if init == "zero_last":
-            last = [p for p in network.parameters()][-2:]  # MLP: last weight and bias
-            if hasattr(network, "a"):
-                last = [network.a]
-            with torch.no_grad():
-                for p in last:
-                    p.zero_()
+            network.zero_output_()
         self._theta0_names: list[str] = []
         if init == "centered":
             for name, p in network.named_parameters():

@@ -1,0 +1,23 @@
+"""nnflow-train: train a metric model; prints the run's summary as the last line of stdout."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import hydra
+from omegaconf import DictConfig
+
+from nnflow.cli import CONFIG_DIR, run_dir
+
+log = logging.getLogger("nnflow")
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def main(cfg: DictConfig) -> float:
+    from nnflow.training.run import train
+
+    summary, _ = train(cfg, run_dir())
+    log.info("run directory: %s", run_dir())
+    print(json.dumps(summary), flush=True)
+    return summary["sigma_test"]

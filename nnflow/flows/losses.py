@@ -1,0 +1,46 @@
+"""Losses on metrics of X, with the normalization fixed by the Kähler class.
+
+A Ricci-flat metric in the class t has ω^n = κ·n!·|Ω|² d^{2n}x with κ fixed by the class:
+∫ω^n = deg·t^n and ∫|Ω|² d^{2n}x = (Vol_FS/n!)·E[w] give
+
+    κ_t = t^n / E[w]                       (E over the FS-distributed points, w = |Ω|²/det g_FS).
+
+The Monge–Ampère loss of a metric g with η = det g/(κ_t |Ω|²) is the weighted mean
+
+    L_p = Σ w |1 − η|^p / Σ w,       p = 2 (smooth, "ma2") or p = 1 (σ-like, "ma1").
+
+Its functional derivative (per point, for the metric flows) is
+∂ℓ/∂g_{ab̄} = p·|1 − η|^{p−1}·sign(η − 1)·η·(g^{-1})_{ba} · w/Σw (∂ det g/∂g_{ab̄} = det g·g^{b̄a}).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from nnflow.geometry.pointset import PointSet
+
+LOSSES = {"ma2": 2.0, "ma1": 1.0}
+
+
+def class_kappa(points: PointSet, t: float = 1.0) -> float:
+    """κ_t = t^n / mean(w): the det g/|Ω|² of the Ricci-flat metric in class t."""
+    return t**points.dim / points.weights.mean().item()
+
+
+def monge_ampere_loss(
+    det_g: torch.Tensor,
+    omega2: torch.Tensor,
+    weights: torch.Tensor,
+    kappa: float,
+    power: float = 2.0,
+) -> torch.Tensor:
+    """Σ w |1 − det g/(κ|Ω|²)|^p / Σ w: (B,), (B,), (B,) → () real."""
+    eta = det_g / (kappa * omega2)
+    return (weights * (1 - eta).abs().pow(power)).sum() / weights.sum()
+
+
+def loss_power(kind: str) -> float:
+    """p of a loss name ("ma2" or "ma1")."""
+    if kind not in LOSSES:
+        raise ValueError(f"unknown loss {kind!r}; choose from {sorted(LOSSES)}")
+    return LOSSES[kind]

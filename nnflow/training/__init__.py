@@ -1,0 +1,1 @@
+"""Lightning shells over the pure-torch library: data, modules, callbacks, the train() runner."""

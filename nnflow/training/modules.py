@@ -1,0 +1,147 @@
+"""LightningModules: thin shells that train a metric model with a Monge–Ampère loss.
+
+A *metric model* is any nn.Module with ``metric(z, jac) -> (B, n, n)`` complex (the pulled-back
+metric); KahlerPotential is one. The module logs per validation epoch: train loss, σ_val with
+its standard error, volume, and the fraction of validation points where the metric is positive
+definite; ``evaluate_points`` gives the same measures on any PointSet (the test set).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import lightning as L
+import torch
+
+from nnflow.flows.losses import loss_power, monge_ampere_loss
+from nnflow.geometry.measures import sigma_measure, volume
+from nnflow.geometry.pointset import PointSet
+
+
+class TrainingDivergedError(RuntimeError):
+    """Training produced NaN/inf or a metric that is not positive definite."""
+
+
+def cosine_schedule(optimizer, total_steps: int, warmup_steps: int = 0, min_ratio: float = 0.01):
+    """LambdaLR: linear warm-up, then cosine decay from 1 to ``min_ratio`` over total_steps."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+@torch.no_grad()
+def evaluate_points(model: torch.nn.Module, points: PointSet, batch_size: int = 8192) -> dict:
+    """σ (with standard error), volume and positive-definite fraction of ``model`` on points."""
+    dets, pd = [], []
+    for start in range(0, len(points), batch_size):
+        sl = slice(start, start + batch_size)
+        g = model.metric(points.z[sl], points.jac[sl])
+        dets.append(torch.linalg.det(g).real)
+        pd.append(torch.linalg.eigvalsh(g)[..., 0] > 0)
+    det_g = torch.cat(dets)
+    positive = torch.cat(pd)
+    out = {"positive_fraction": positive.double().mean().item()}
+    if positive.all() and torch.isfinite(det_g).all():
+        out["sigma"], out["sigma_err"] = sigma_measure(points, det_g)
+        out["volume"], out["volume_err"] = volume(points, det_g)
+    else:
+        out.update(sigma=math.nan, sigma_err=math.nan, volume=math.nan, volume_err=math.nan)
+    return out
+
+
+class MetricModule(L.LightningModule):
+    """Trains ``model`` (a metric model) with the Monge–Ampère loss.
+
+    Args:
+        model: nn.Module with ``metric(z, jac)``.
+        optimizer: partial(torch.optim.X, lr=…) taking the parameters.
+        scheduler: partial(cosine_schedule, …) taking (optimizer, total_steps), or None.
+        loss: "ma2" (squared) or "ma1" (σ-like).
+        kappa: det g/|Ω|² of the Ricci-flat metric in the class (flows.losses.class_kappa).
+        stop_on_nonpositive: stop (TrainingDivergedError) when a training batch has det g ≤ 0.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        optimizer: Callable,
+        scheduler: Callable | None = None,
+        loss: str = "ma2",
+        kappa: float = 1.0,
+        stop_on_nonpositive: bool = True,
+    ):
+        super().__init__()
+        self.model = model
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.power = loss_power(loss)
+        self.kappa = float(kappa)
+        self.stop_on_nonpositive = stop_on_nonpositive
+        self._val_dets: list[torch.Tensor] = []
+        self._val_positive: list[torch.Tensor] = []
+        self._train_losses: list[float] = []
+        self.last_val_metrics: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ steps
+    def batch_loss(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        g = self.model.metric(batch["z"], batch["jac"])
+        det_g = torch.linalg.det(g).real
+        loss = monge_ampere_loss(det_g, batch["omega2"], batch["weights"], self.kappa, self.power)
+        return loss, det_g
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss, det_g = self.batch_loss(batch)
+        if not torch.isfinite(loss):
+            raise TrainingDivergedError(
+                f"loss is {loss.item()} at step {self.global_step}; the last good checkpoint is kept"
+            )
+        if self.stop_on_nonpositive and not (det_g > 0).all():
+            bad = int((det_g <= 0).sum())
+            raise TrainingDivergedError(
+                f"metric not positive definite at {bad} of {det_g.numel()} training points at step "
+                f"{self.global_step} (min det g = {det_g.min().item():.3e}); lower the learning rate "
+                "or the output scale. The last good checkpoint is kept"
+            )
+        self._train_losses.append(loss.item())
+        self.log("train_loss", loss, prog_bar=True, batch_size=det_g.numel())
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        g = self.model.metric(batch["z"], batch["jac"])
+        self._val_dets.append(torch.linalg.det(g).real)
+        self._val_positive.append(torch.linalg.eigvalsh(g)[..., 0] > 0)
+
+    def on_validation_epoch_end(self) -> None:
+        det_g = torch.cat(self._val_dets).cpu()
+        positive = torch.cat(self._val_positive).cpu()
+        self._val_dets, self._val_positive = [], []
+        points = self.trainer.datamodule.split("val").to("cpu")
+        if len(det_g) != len(points):  # sanity-check pass on a subset: nothing to report
+            return
+        metrics = {"val_positive_fraction": positive.double().mean().item()}
+        if positive.all():
+            metrics["val_sigma"], metrics["val_sigma_err"] = sigma_measure(points, det_g)
+            metrics["val_volume"], _ = volume(points, det_g)
+        else:
+            metrics.update(val_sigma=math.nan, val_sigma_err=math.nan, val_volume=math.nan)
+        if self._train_losses:
+            metrics["train_loss_epoch"] = sum(self._train_losses) / len(self._train_losses)
+            self._train_losses = []
+        self.last_val_metrics = dict(metrics)
+        self.log("val_sigma", metrics.pop("val_sigma"), prog_bar=True)
+        self.log_dict(metrics)
+
+    # ------------------------------------------------------------------ optim
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(self.model.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        total = int(self.trainer.estimated_stepping_batches)
+        scheduler = self.scheduler_factory(optimizer, total_steps=total)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

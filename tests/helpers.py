@@ -1,0 +1,41 @@
+"""Test-only models and config helpers (importable by _target_ in composed configs)."""
+
+from __future__ import annotations
+
+import torch
+from hydra import compose, initialize_config_dir
+
+from nnflow.cli import CONFIG_DIR
+from nnflow.models import build_potential
+
+FAST_TRAIN = [
+    "data.n_train=512",
+    "data.n_val=256",
+    "data.n_test=512",
+    "data.batch_size=128",
+    "trainer.enable_progress_bar=false",
+]
+
+
+def compose_train(*overrides: str, tmp_path=None):
+    extra = [f"data.cache_dir={tmp_path / 'data'}"] if tmp_path is not None else []
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name="train", overrides=list(overrides) + extra)
+
+
+class PoisonedPotential(torch.nn.Module):
+    """A KahlerPotential whose metric turns NaN after ``healthy_calls`` training-mode calls."""
+
+    def __init__(self, healthy_calls: int = 6, **kwargs):
+        super().__init__()
+        self.inner = build_potential(**kwargs)
+        self.healthy_calls = healthy_calls
+        self.calls = 0
+
+    def metric(self, z, jac):
+        g = self.inner.metric(z, jac)
+        if self.training and torch.is_grad_enabled():
+            self.calls += 1
+            if self.calls > self.healthy_calls:
+                return g * torch.nan
+        return g

@@ -1,0 +1,93 @@
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from nnflow.training.callbacks import read_metrics
+from nnflow.training.run import train
+
+from .helpers import FAST_TRAIN, compose_train
+
+PRESETS = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_composes_and_fast_dev_runs(preset, tmp_path):
+    cfg = compose_train(f"experiment={preset}", *FAST_TRAIN, "+trainer.fast_dev_run=true", "logger=csv", tmp_path=tmp_path)
+    summary, _ = train(cfg, tmp_path / "run")
+    assert summary["status"] == "completed"
+    assert summary["steps"] == 1
+    assert summary["n_params"] > 0
+    assert math.isfinite(summary["sigma_test"])
+
+
+def test_short_cubic_run_lowers_sigma_and_writes_run_dir(tmp_path):
+    # default logger (Weights & Biases, offline): must work without network
+    cfg = compose_train(
+        "experiment=cubic_mlp", "data.n_train=4000", "data.n_val=1000", "data.n_test=4000",
+        "data.batch_size=500", "trainer.max_epochs=6", "trainer.enable_progress_bar=false",
+        tmp_path=tmp_path,
+    )
+    run = tmp_path / "run"
+    summary, objects = train(cfg, run)
+    from nnflow.geometry.measures import fs_det, sigma_measure
+
+    test = objects["datamodule"].split("test")
+    sigma_fs = sigma_measure(test, fs_det(test))[0]
+    assert summary["sigma_test"] < 0.5 * sigma_fs
+    for name in ("config.yaml", "metrics.csv", "summary.json", "sigma.png", "sigma.pdf", "checkpoints/last.ckpt"):
+        assert (run / name).exists(), name
+    assert json.loads((run / "summary.json").read_text())["sigma_test"] == summary["sigma_test"]
+    rows = read_metrics(run / "metrics.csv")
+    assert [int(r["epoch"]) for r in rows] == list(range(6))
+    assert all(float(r["val_positive_fraction"]) == 1.0 for r in rows)
+    assert abs(summary["volume"] - 3.0) < 5 * summary["volume_err"] + 1e-3
+    assert (run / "wandb").exists()
+
+
+def test_resume_continues_with_nothing_lost(tmp_path):
+    run = tmp_path / "run"
+    base = ["experiment=cubic_mlp", *FAST_TRAIN, "logger=csv"]
+    first, _ = train(compose_train(*base, "trainer.max_epochs=2", tmp_path=tmp_path), run)
+    assert first["steps"] == 8
+    second, _ = train(compose_train(*base, "trainer.max_epochs=4", tmp_path=tmp_path), run)
+    assert second["steps"] == 16  # continued from step 8, not restarted
+    rows = read_metrics(run / "metrics.csv")
+    assert [int(r["step"]) for r in rows] == [4, 8, 12, 16]
+    seconds = [float(r["seconds"]) for r in rows]
+    assert seconds == sorted(seconds)
+
+
+def test_nan_stops_with_message_and_keeps_last_good_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    cfg = compose_train(
+        "experiment=cubic_mlp", *FAST_TRAIN, "logger=csv", "trainer.max_epochs=5",
+        "model._target_=tests.helpers.PoisonedPotential", "+model.healthy_calls=6", tmp_path=tmp_path,
+    )
+    summary, _ = train(cfg, run)
+    assert summary["status"] == "diverged"
+    assert "loss is nan" in summary["message"] and "last good checkpoint" in summary["message"]
+    state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    assert state["global_step"] == 4  # the end of the one healthy epoch
+    assert all(torch.isfinite(v).all() for v in state["state_dict"].values() if v.is_floating_point())
+    assert math.isfinite(summary["sigma_test"])  # evaluated at the last good state
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("model.width=-8", "width"),
+        ("model.activation=swish", "unknown activation"),
+        ("optim.optimizer.lr=-0.1", "lr"),
+        ("dtype=float16", "dtype"),
+        ("loss.kind=mse", "unknown loss"),
+        ("data.n_train=0", "n_train"),
+    ],
+)
+def test_bad_config_fails_before_training(override, message, tmp_path):
+    cfg = compose_train("experiment=cubic_mlp", *FAST_TRAIN, "logger=csv", override, tmp_path=tmp_path)
+    with pytest.raises(ValueError, match=message):
+        train(cfg, tmp_path / "run")
+    assert not (tmp_path / "run" / "checkpoints").exists()
