@@ -41,7 +41,8 @@ def test_short_cubic_run_lowers_sigma_and_writes_run_dir(tmp_path):
         assert (run / name).exists(), name
     assert json.loads((run / "summary.json").read_text())["sigma_test"] == summary["sigma_test"]
     rows = read_metrics(run / "metrics.csv")
-    assert [int(r["epoch"]) for r in rows] == list(range(6))
+    assert [int(r["epoch"]) for r in rows] == list(range(-1, 6))  # -1: the starting metric
+    assert float(rows[0]["val_sigma"]) > float(rows[-1]["val_sigma"])
     assert all(float(r["val_positive_fraction"]) == 1.0 for r in rows)
     assert abs(summary["volume"] - 3.0) < 5 * summary["volume_err"] + 1e-3
     assert (run / "wandb").exists()
@@ -55,7 +56,7 @@ def test_resume_continues_with_nothing_lost(tmp_path):
     second, _ = train(compose_train(*base, "trainer.max_epochs=4", tmp_path=tmp_path), run)
     assert second["steps"] == 16  # continued from step 8, not restarted
     rows = read_metrics(run / "metrics.csv")
-    assert [int(r["step"]) for r in rows] == [4, 8, 12, 16]
+    assert [int(r["step"]) for r in rows] == [0, 4, 8, 12, 16]
     seconds = [float(r["seconds"]) for r in rows]
     assert seconds == sorted(seconds)
 
@@ -91,3 +92,25 @@ def test_bad_config_fails_before_training(override, message, tmp_path):
     with pytest.raises(ValueError, match=message):
         train(cfg, tmp_path / "run")
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("model,changes", [("mlp", True), ("linearized", False)])
+def test_kernel_tracking_change_is_zero_only_when_linearized(model, changes, tmp_path):
+    run = tmp_path / "run"
+    cfg = compose_train(
+        "experiment=cubic_mlp", f"model={model}", *FAST_TRAIN, "logger=csv", "trainer.max_epochs=2",
+        "model.width=16", "model.depth=2", "kernel_tracking.enabled=true", "kernel_tracking.every_n_steps=4",
+        "kernel_tracking.probe_size=8", tmp_path=tmp_path,
+    )
+    summary, _ = train(cfg, run)
+    assert summary["status"] == "completed"
+    rows = read_metrics(run / "kernel.csv")
+    assert [int(r["step"]) for r in rows] == [0, 4, 8]
+    change = float(rows[-1]["rel_change"])
+    if changes:
+        assert change > 1e-4
+    else:
+        assert change < 1e-12
+    assert float(rows[0]["rel_change"]) == 0.0
+    assert 0 < float(rows[0]["align_analytic"]) <= 1
+    assert float(rows[0]["eig_1"]) >= float(rows[0]["eig_2"]) > 0

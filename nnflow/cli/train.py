@@ -20,4 +20,4 @@ def main(cfg: DictConfig) -> float:
     summary, _ = train(cfg, run_dir())
     log.info("run directory: %s", run_dir())
     print(json.dumps(summary), flush=True)
-    return summary["sigma_test"]
+    return summary.get("sigma_test", float("nan"))  # what a sweeper would minimize

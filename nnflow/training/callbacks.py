@@ -39,6 +39,19 @@ class MetricsCSV(L.Callback):
             writer.writeheader()
             writer.writerows({k: r.get(k, "") for k in self.columns} for r in rows)
         self._start = time.perf_counter()
+        if step == 0:  # the starting metric (e.g. g_FS), so that curves begin at t = 0
+            from nnflow.training.modules import evaluate_points
+
+            val = trainer.datamodule.split("val")
+            was_training = pl_module.model.training
+            pl_module.model.eval()
+            m = evaluate_points(pl_module.model, val.to(pl_module.device))
+            pl_module.model.train(was_training)
+            row = {"step": 0, "epoch": -1, "seconds": 0.0, "lr": math.nan, "val_sigma": m["sigma"],
+                   "val_sigma_err": m["sigma_err"], "val_volume": m["volume"],
+                   "val_positive_fraction": m["positive_fraction"]}
+            with self.path.open("a", newline="") as f:
+                csv.DictWriter(f, fieldnames=self.columns).writerow({k: row.get(k, "") for k in self.columns})
 
     def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking:

@@ -145,3 +145,47 @@ class MetricModule(L.LightningModule):
         total = int(self.trainer.estimated_stepping_batches)
         scheduler = self.scheduler_factory(optimizer, total_steps=total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+class FrozenFlowModule(MetricModule):
+    """Runs a FrozenKernelFlow inside Lightning: each training step advances NTK time by ``dt``.
+
+    The flow is full-batch by construction (the batch is ignored); validation, logging,
+    checkpoints and the run directory are exactly those of finite networks.
+
+    Args:
+        flow: FrozenKernelFlow (its ``metric`` serves validation and test).
+        dt: NTK time per step (the learning rate of the matching full-batch GD).
+        integrator: "euler" (explicit steps of dt) or an adaptive torchdiffeq method
+            ("dopri5", …) that advances by dt per step with error control.
+    """
+
+    def __init__(self, flow, dt: float, integrator: str = "euler", **kwargs):
+        super().__init__(flow, optimizer=None, scheduler=None, kappa=flow.kappa, **kwargs)
+        if not dt > 0:
+            raise ValueError(f"flow step dt must be positive; got {dt!r}")
+        self.dt = float(dt)
+        self.integrator = integrator
+        self.automatic_optimization = False
+
+    def training_step(self, batch: dict, batch_idx: int) -> None:
+        from nnflow.flows.frozen import FlowDivergedError
+
+        try:
+            if self.integrator == "euler":
+                loss = self.model.step(self.dt)
+            else:
+                loss = self.model.integrate(self.model.time.item() + self.dt, method=self.integrator)
+        except FlowDivergedError as err:
+            raise TrainingDivergedError(f"{err}; the last good checkpoint is kept") from err
+        if not math.isfinite(loss):
+            raise TrainingDivergedError(f"loss is {loss} at step {self.global_step}; the last good checkpoint is kept")
+        self._train_losses.append(loss)
+        self.log("train_loss", loss, prog_bar=True, batch_size=1)
+        self.log("flow_time", self.model.time.item())
+        # manual optimization: Lightning counts steps through the optimizer's step calls
+        self.optimizers().step()
+
+    def configure_optimizers(self):
+        # A no-op optimizer keeps Lightning's step counter, checkpointing and schedules uniform.
+        return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.0)

@@ -8,6 +8,7 @@ from checkpoints/last.ckpt (``resume: auto``).
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -19,16 +20,28 @@ import lightning as L
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from nnflow.flows.losses import class_kappa, loss_power
 from nnflow.geometry import make_hypersurface
 from nnflow.training.callbacks import MetricsCSV, plot_sigma
 from nnflow.training.data import PointDataModule
-from nnflow.training.modules import MetricModule, TrainingDivergedError, evaluate_points
+from nnflow.training.modules import (
+    FrozenFlowModule,
+    MetricModule,
+    TrainingDivergedError,
+    evaluate_points,
+)
 
 log = logging.getLogger("nnflow")
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Device of a model's first parameter or buffer (flows have buffers only)."""
+    for t in itertools.chain(model.parameters(), model.buffers()):
+        return t.device
+    return torch.device("cpu")
 
 
 def validate_config(cfg: DictConfig) -> None:
@@ -49,6 +62,51 @@ def validate_config(cfg: DictConfig) -> None:
         raise ValueError(f"trainer.max_epochs={cfg.trainer.max_epochs!r} must be positive")
 
 
+ARMS = {
+    "finite": "nnflow.models.build_potential",
+    "linearized": "nnflow.flows.linearized.build_linearized",
+    "frozen": "nnflow.flows.frozen.build_frozen_flow",
+}
+
+
+def apply_arm(cfg: DictConfig) -> DictConfig:
+    """``arm=finite|linearized|frozen`` turns one architecture config into the finite network,
+    its linearized model or its frozen-NTK flow (what a width sweep compares)."""
+    arm = cfg.get("arm")
+    if arm is None:
+        return cfg
+    if arm not in ARMS:
+        raise ValueError(f"arm={arm!r}; choose from {sorted(ARMS)}")
+    cfg = cfg.copy()
+    with open_dict(cfg):
+        cfg.model._target_ = ARMS[arm]
+        if arm == "frozen":
+            cfg.model._partial_ = True
+    return cfg
+
+
+def arm_of(cfg: DictConfig) -> str:
+    """finite / linearized / frozen, from ``arm`` or the model's _target_."""
+    target = str(cfg.model.get("_target_", ""))
+    return next((arm for arm, t in ARMS.items() if target == t), cfg.get("arm") or "finite")
+
+
+def duplicate_of_reference(cfg: DictConfig) -> str | None:
+    """For arm=frozen in a sweep: the flow depends on neither width nor seed, so only the
+    run at ``sweep_reference`` (width, seed) computes it; others say which run that is."""
+    ref = cfg.get("sweep_reference")
+    if cfg.get("arm") != "frozen" or ref is None:
+        return None
+    if int(cfg.model.width) == int(ref.width) and int(cfg.seed) == int(ref.seed):
+        return None
+    return f"arm=frozen is independent of width and seed: see the run with model.width={ref.width} seed={ref.seed}"
+
+
+def is_frozen_flow(cfg: DictConfig) -> bool:
+    """model=frozen_ntk: a flow built on the training points, not a network."""
+    return str(cfg.model.get("_target_", "")).endswith("build_frozen_flow")
+
+
 def build_surface(cfg: DictConfig):
     params = OmegaConf.to_container(cfg.manifold, resolve=True)
     return make_hypersurface(params.pop("name"), **params)
@@ -63,6 +121,36 @@ def build_model(cfg: DictConfig, surface, dtype: torch.dtype) -> torch.nn.Module
             raise type(err.__cause__)(f"model config: {err.__cause__}") from err
         raise
     return model.to(dtype)
+
+
+def build_flow(cfg: DictConfig, train_points, kappa: float) -> torch.nn.Module:
+    """The frozen-NTK flow on the training points (model=frozen_ntk)."""
+    factory = instantiate(cfg.model)
+    try:
+        return factory(
+            train=train_points, kappa=kappa, power=loss_power(cfg.loss.kind),
+            kahler_t=float(cfg.kahler_t), seed=int(cfg.seed),
+        )
+    except TypeError as err:
+        raise ValueError(f"model config: {err}") from err
+
+
+def build_kernel_tracking(cfg: DictConfig, run_dir: Path):
+    """KernelTracking with the architecture's analytic kernel Θ̄ when one exists."""
+    from nnflow.kernels import analytic_kernel
+    from nnflow.training.kernel_tracking import KernelTracking
+
+    options = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "_target_"}
+    try:
+        analytic = analytic_kernel(options)
+    except (ValueError, TypeError) as err:
+        log.info("no analytic kernel for this model (%s): tracking the empirical kernel only", err)
+        analytic = None
+    t = cfg.kernel_tracking
+    return KernelTracking(
+        run_dir / "kernel.csv", probe_size=int(t.probe_size), every_n_steps=int(t.every_n_steps),
+        analytic=analytic, n_eigenvalues=int(t.n_eigenvalues),
+    )
 
 
 def build_logger(cfg: DictConfig, run_dir: Path):
@@ -81,46 +169,66 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
     Raises:
         ValueError: for bad config values, before any work.
     """
+    cfg = apply_arm(cfg)
     validate_config(cfg)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    duplicate = duplicate_of_reference(cfg)
+    if duplicate:
+        summary = {"status": "skipped", "message": duplicate, "arm": cfg.arm}
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        return summary, {}
     start = time.perf_counter()
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     dtype = DTYPES[cfg.dtype]
     surface = build_surface(cfg)
-    model = build_model(cfg, surface, dtype)  # first: a bad model option fails before sampling
+    frozen = is_frozen_flow(cfg)
+    if not frozen:
+        model = build_model(cfg, surface, dtype)  # first: a bad model option fails before sampling
     data = PointDataModule(
         surface,
         n_train=int(cfg.data.n_train),
         n_val=int(cfg.data.n_val),
         n_test=int(cfg.data.n_test),
-        batch_size=int(cfg.data.batch_size),
-        seed=int(cfg.seed),
+        batch_size=int(cfg.data.n_train if frozen else cfg.data.batch_size),  # flows are full-batch
+        seed=int(cfg.data.seed),
         cache_dir=cfg.data.cache_dir,
         dtype=dtype,
     )
     data.prepare_data()
     kappa = class_kappa(data.split("train"), float(cfg.kahler_t))
+    if frozen:
+        model = build_flow(cfg, data.split("train"), kappa)
+        dt = cfg.flow.dt if cfg.flow.dt is not None else cfg.optim.optimizer.lr
+        module = FrozenFlowModule(
+            model, dt=float(dt), integrator=cfg.flow.integrator, loss=cfg.loss.kind,
+            stop_on_nonpositive=bool(cfg.stop_on_nonpositive),
+        )
+    else:
+        scheduler = instantiate(cfg.optim.scheduler) if cfg.optim.get("scheduler") else None
+        module = MetricModule(
+            model,
+            optimizer=instantiate(cfg.optim.optimizer),
+            scheduler=scheduler,
+            loss=cfg.loss.kind,
+            kappa=kappa,
+            stop_on_nonpositive=bool(cfg.stop_on_nonpositive),
+        )
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    scheduler = instantiate(cfg.optim.scheduler) if cfg.optim.get("scheduler") else None
-    module = MetricModule(
-        model,
-        optimizer=instantiate(cfg.optim.optimizer),
-        scheduler=scheduler,
-        loss=cfg.loss.kind,
-        kappa=kappa,
-        stop_on_nonpositive=bool(cfg.stop_on_nonpositive),
-    )
     ckpt_dir = run_dir / "checkpoints"
     checkpoint = L.pytorch.callbacks.ModelCheckpoint(
         dirpath=ckpt_dir, filename="best", monitor="val_sigma", mode="min", save_last=True, save_top_k=1
     )
+    callbacks = [checkpoint, MetricsCSV(run_dir / "metrics.csv")]
+    tracking = cfg.get("kernel_tracking")
+    if tracking is not None and tracking.enabled and not frozen:
+        callbacks.append(build_kernel_tracking(cfg, run_dir))
     trainer = L.Trainer(
         **OmegaConf.to_container(cfg.trainer, resolve=True),
         default_root_dir=str(run_dir),
         logger=build_logger(cfg, run_dir),
-        callbacks=[checkpoint, MetricsCSV(run_dir / "metrics.csv")],
+        callbacks=callbacks,
         num_sanity_val_steps=0,
     )
     logger = trainer.logger
@@ -138,7 +246,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
             state = torch.load(last, map_location="cpu", weights_only=False)["state_dict"]
             module.load_state_dict(state)
     train_seconds = time.perf_counter() - start
-    device = next(module.model.parameters()).device
+    device = model_device(module.model)
     module.model.eval()
     test = evaluate_points(module.model, data.split("test").to(device), batch_size=int(cfg.test_batch_size))
     val_sigma = trainer.callback_metrics.get("val_sigma")
@@ -146,6 +254,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
         "status": status,
         "message": message,
         "manifold": surface.name,
+        "arm": arm_of(cfg),
         "model": cfg.model.get("network", cfg.model.get("_target_")),
         "width": cfg.model.get("width"),
         "sigma_val": float(val_sigma) if val_sigma is not None else math.nan,
@@ -156,6 +265,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
         "positive_fraction_test": test["positive_fraction"],
         "n_test": len(data.split("test")),
         "n_params": n_params,
+        "flow_time": float(model.time) if frozen else None,
         "steps": trainer.global_step,
         "epochs": trainer.current_epoch,
         "seconds": time.perf_counter() - start,

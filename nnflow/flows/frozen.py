@@ -1,0 +1,269 @@
+"""The frozen-NTK Kähler flow: gradient descent in the infinite-width limit, with no network.
+
+With a frozen metric kernel Θ (real components r = hermitian_to_real(g), m = n² of them) and
+a loss L = Σ_x (w(x)/Σw)·ℓ(g(x)) over the training points, gradient descent in NTK time
+t = η·steps moves the metric by
+
+    dr(x)/dt = −Σ_{x'} Θ(x, x') ∂L/∂r(x'),          x' over the training points.
+
+Writing r_t(x) = r_0(x) − Σ_{x'} Θ(x, x') c_t(x'), the state is a coefficient field c on the
+training points with
+
+    dc/dt = ∂L/∂r(r_t(train)),    c_0 = 0,
+
+and the metric anywhere — held-out points included — follows from the kernel. r_0 is the
+starting metric (g_FS, or a network's g at θ0, which is g_FS for a centered network).
+
+Θ(train, train) is either stored (dense: (N·m)² numbers) or applied blockwise from a kernel
+function (matrix-free: never stored; memory set by the block size).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from nnflow.flows.losses import monge_ampere_loss
+from nnflow.geometry.fubini_study import fs_metric, pullback
+from nnflow.geometry.pointset import PointSet
+from nnflow.kernels.components import hermitian_to_real, real_to_hermitian
+
+# kernel(z1, jac1, z2, jac2) -> (B1, B2, m, m) real metric kernel in r-components
+MetricKernel = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class FlowDivergedError(RuntimeError):
+    """The flow produced NaN/inf or a metric that is not positive definite."""
+
+
+def fs_start(t: float = 1.0) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """g_0 = pulled-back Fubini–Study metric of class t: (z, jac) → (B, n, n)."""
+    return lambda z, jac: pullback(jac, fs_metric(z, t))
+
+
+def assemble_dense(kernel: MetricKernel, z: torch.Tensor, jac: torch.Tensor, block: int) -> torch.Tensor:
+    """Θ(train, train) as an (N·m, N·m) matrix, row (i, s) = i·m + s, built block by block."""
+    N = z.shape[0]
+    rows = []
+    for i in range(0, N, block):
+        cols = [
+            kernel(z[i : i + block], jac[i : i + block], z[j : j + block], jac[j : j + block])
+            for j in range(0, N, block)
+        ]
+        blk = torch.cat(cols, 1)  # (b, N, m, m)
+        rows.append(blk.permute(0, 2, 1, 3).reshape(blk.shape[0] * blk.shape[2], -1))
+    return torch.cat(rows, 0)
+
+
+def apply_blockwise(
+    kernel: MetricKernel, z, jac, train_z, train_jac, c: torch.Tensor, block: int
+) -> torch.Tensor:
+    """Σ_{x'∈train} Θ(x, x') c(x') without storing Θ: memory O(block² m²). → (B, m)."""
+    out = []
+    for i in range(0, z.shape[0], block):
+        acc = 0
+        for j in range(0, train_z.shape[0], block):
+            K = kernel(z[i : i + block], jac[i : i + block], train_z[j : j + block], train_jac[j : j + block])
+            acc = acc + torch.einsum("abst,bt->as", K, c[j : j + block])
+        out.append(acc)
+    return torch.cat(out)
+
+
+class FrozenKernelFlow(nn.Module):
+    """The frozen-kernel metric flow on a training PointSet (see module doc).
+
+    Args:
+        kernel: metric kernel function in r-components.
+        train: training points (copied into buffers, so the flow moves with .to(device)).
+        kappa: the class normalization κ of the Monge–Ampère loss.
+        power: loss exponent p (2: "ma2", 1: "ma1").
+        start: g_0(z, jac) → (B, n, n); default the FS metric (t = 1).
+        dense: store Θ(train, train) ((N·m)² numbers, fast steps) or apply it blockwise at every
+            step (matrix-free: memory O(block_size² m²)).
+        block_size: points per kernel block.
+        loss_fn: optional loss L(g_train) → scalar replacing Monge–Ampère (e.g. the squared
+            distance to a target metric, whose flow has a closed form); g_train is (N, n, n).
+    Attributes:
+        coefficients: buffer c (N, m), the state.
+        time: buffer, NTK time t reached.
+    """
+
+    def __init__(
+        self,
+        kernel: MetricKernel,
+        train: PointSet,
+        kappa: float = 1.0,
+        power: float = 2.0,
+        start: Callable | None = None,
+        dense: bool = True,
+        block_size: int = 512,
+        loss_fn: Callable | None = None,
+    ):
+        super().__init__()
+        if block_size <= 0:
+            raise ValueError(f"block_size must be positive; got {block_size}")
+        self.kernel = kernel
+        self.block = int(block_size)
+        self.dense = bool(dense)
+        self.kappa, self.power = float(kappa), float(power)
+        self.start = start or fs_start()
+        self.loss_fn = loss_fn
+        for name in ("z", "jac", "weights", "omega2"):
+            self.register_buffer(f"train_{name}", getattr(train, name), persistent=False)
+        r0 = hermitian_to_real(self.start(train.z, train.jac))
+        self.register_buffer("r0_train", r0)
+        self.register_buffer("coefficients", torch.zeros_like(r0))
+        self.register_buffer("time", torch.zeros((), dtype=r0.dtype))
+        matrix = assemble_dense(kernel, train.z, train.jac, self.block) if dense else None
+        self.register_buffer("matrix", matrix, persistent=False)
+        self._r_cache: torch.Tensor | None = None  # r on train for the current state
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._r_cache = None  # a restored state invalidates the cached metric
+        super()._load_from_state_dict(*args, **kwargs)
+
+    def _apply(self, fn, *args, **kwargs):
+        self._r_cache = None
+        return super()._apply(fn, *args, **kwargs)
+
+    # ------------------------------------------------------------------ metric
+    def kernel_apply(self, z: torch.Tensor, jac: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """Σ_{x'∈train} Θ(x, x') c(x'): (B, N+1), (B, n, N+1), (N, m) → (B, m)."""
+        return apply_blockwise(self.kernel, z, jac, self.train_z, self.train_jac, c, self.block)
+
+    def train_matvec(self, c: torch.Tensor) -> torch.Tensor:
+        """Θ(train, train) c: (N, m) → (N, m)."""
+        if self.matrix is not None:
+            return (self.matrix @ c.reshape(-1)).reshape(c.shape)
+        return self.kernel_apply(self.train_z, self.train_jac, c)
+
+    def real_metric_train(self, c: torch.Tensor | None = None) -> torch.Tensor:
+        c = self.coefficients if c is None else c
+        return self.r0_train - self.train_matvec(c)
+
+    def metric(self, z: torch.Tensor, jac: torch.Tensor) -> torch.Tensor:
+        """g_t at any points: g_0 − Σ Θ(x, train) c, (B, N+1), (B, n, N+1) → (B, n, n)."""
+        r = hermitian_to_real(self.start(z, jac)) - self.kernel_apply(z, jac, self.coefficients)
+        return real_to_hermitian(r)
+
+    # ------------------------------------------------------------------ dynamics
+    def loss_and_gradient(self, r_train: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """L and ∂L/∂r on the training points (autograd through det)."""
+        r = r_train.detach().requires_grad_(True)
+        with torch.enable_grad():
+            g = real_to_hermitian(r)
+            if self.loss_fn is not None:
+                loss = self.loss_fn(g)
+            else:
+                det_g = torch.linalg.det(g).real
+                loss = monge_ampere_loss(det_g, self.train_omega2, self.train_weights, self.kappa, self.power)
+            (grad,) = torch.autograd.grad(loss, r)
+        return loss.detach(), grad
+
+    def check(self, r_train: torch.Tensor, t: float) -> None:
+        """Raise FlowDivergedError on NaN/inf or a non-positive-definite metric at time t."""
+        if not torch.isfinite(r_train).all():
+            raise FlowDivergedError(f"metric is NaN/inf at t = {t:.4g}")
+        low = torch.linalg.eigvalsh(real_to_hermitian(r_train))[..., 0]
+        if not (low > 0).all():
+            raise FlowDivergedError(
+                f"metric not positive definite at {int((low <= 0).sum())} of {len(low)} training "
+                f"points at t = {t:.4g} (min eigenvalue {low.min().item():.3e}); "
+                "use a smaller step or an adaptive solver"
+            )
+
+    def rhs(self, t, c: torch.Tensor) -> torch.Tensor:
+        """dc/dt = ∂L/∂r(r_0 − Θc) (the ODE right-hand side)."""
+        return self.loss_and_gradient(self.real_metric_train(c))[1]
+
+    @torch.no_grad()
+    def step(self, dt: float) -> float:
+        """One explicit Euler step of NTK time dt (= one full-batch GD step with lr dt).
+
+        The new state is checked before it is kept: on NaN or a non-positive metric the flow
+        raises FlowDivergedError and stays at its last good state. Returns the loss before
+        the step.
+        """
+        r = self._r_cache if self._r_cache is not None else self.real_metric_train()
+        loss, grad = self.loss_and_gradient(r)
+        c = self.coefficients + dt * grad
+        r_new = self.real_metric_train(c)
+        self.check(r_new, self.time.item() + dt)
+        self.coefficients.copy_(c)
+        self.time += dt
+        self._r_cache = r_new
+        return loss.item()
+
+    @torch.no_grad()
+    def integrate(self, t_end: float, method: str = "dopri5", rtol: float = 1e-7, atol: float = 1e-9) -> float:
+        """Advance to NTK time t_end with an adaptive ODE solver (torchdiffeq); returns the loss."""
+        from torchdiffeq import odeint
+
+        t0 = self.time.item()
+        if t_end <= t0:
+            raise ValueError(f"t_end={t_end} must exceed the current time {t0}")
+        ts = torch.tensor([t0, t_end], dtype=self.coefficients.dtype, device=self.coefficients.device)
+        c = odeint(self.rhs, self.coefficients, ts, method=method, rtol=rtol, atol=atol)[-1]
+        r = self.real_metric_train(c)
+        self.check(r, t_end)
+        self.coefficients.copy_(c)
+        self.time.fill_(t_end)
+        self._r_cache = r
+        return self.loss_and_gradient(r)[0].item()
+
+
+KERNEL_KINDS = ("analytic", "empirical")
+
+
+def metric_kernel_from_options(
+    kind: str, n_coords: int, seed: int | None = None, dtype: torch.dtype = torch.float64, **network
+) -> MetricKernel:
+    """A metric kernel function (z1, jac1, z2, jac2) → (B1, B2, m, m) from model options.
+
+    Args:
+        kind: "analytic" — the infinite-width NTK of the architecture (nnflow.kernels.analytic);
+            "empirical" — the metric-NTK of one network of that architecture at its
+            initialization θ0 (same seed → same network as a finite run).
+        network: the conf/model options (network, width, depth, activation, sigma_*, …).
+    """
+    from nnflow.kernels import analytic_kernel, initial_params, metric_ntk
+    from nnflow.models.potential import build_potential
+
+    if kind == "analytic":
+        kern = analytic_kernel(network)
+        return lambda z1, j1, z2, j2: kern.metric((z1, j1), (z2, j2))
+    if kind == "empirical":
+        model = build_potential(n_coords=n_coords, seed=seed, **network).to(dtype)
+        theta0 = initial_params(model)
+        return lambda z1, j1, z2, j2: metric_ntk(model, (z1, j1), (z2, j2), params=theta0)
+    raise ValueError(f"unknown kernel kind {kind!r}; choose from {KERNEL_KINDS}")
+
+
+def build_frozen_flow(
+    train: PointSet,
+    kappa: float,
+    power: float = 2.0,
+    kahler_t: float = 1.0,
+    kernel: str = "analytic",
+    dense: bool | str = "auto",
+    dense_limit: int = 4000,
+    block_size: int = 512,
+    seed: int | None = None,
+    **network,
+) -> FrozenKernelFlow:
+    """The frozen-NTK flow of a network architecture on ``train`` (what conf/model/frozen_ntk builds).
+
+    Args:
+        kernel: "analytic" (infinite width) or "empirical" (one network at initialization).
+        dense: True, False, or "auto" (dense when len(train) ≤ dense_limit).
+        network: architecture options for the kernel (network, depth, activation, …).
+    """
+    if dense == "auto":
+        dense = len(train) <= dense_limit
+    dtype = train.weights.dtype
+    fn = metric_kernel_from_options(kernel, train.surface.n_coords, seed=seed, dtype=dtype, **network)
+    return FrozenKernelFlow(
+        fn, train, kappa=kappa, power=power, start=fs_start(kahler_t), dense=bool(dense), block_size=block_size
+    )
