@@ -114,3 +114,18 @@ def test_kernel_tracking_change_is_zero_only_when_linearized(model, changes, tmp
     assert float(rows[0]["rel_change"]) == 0.0
     assert 0 < float(rows[0]["align_analytic"]) <= 1
     assert float(rows[0]["eig_1"]) >= float(rows[0]["eig_2"]) > 0
+
+
+def test_cluster_and_search_configs_compose(tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from nnflow.cli import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=["hydra/launcher=slurm", "experiment=width_sweep"], return_hydra_config=True)
+        assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
+        assert cfg.hydra.launcher.gpus_per_node == 1
+        assert cfg.hydra.sweeper.params.arm == "finite,linearized,frozen"
+        cfg = compose("train", overrides=["hparams_search=lr_optuna", "experiment=cubic_mlp"], return_hydra_config=True)
+        assert "optuna" in cfg.hydra.sweeper._target_.lower()
+        assert "optim.optimizer.lr" in cfg.hydra.sweeper.params

@@ -18,6 +18,8 @@ def main(cfg: DictConfig) -> float:
     from nnflow.training.run import train
 
     summary, _ = train(cfg, run_dir())
+    if "rank" in summary:  # a data-parallel worker: rank 0 reports
+        return float("nan")
     log.info("run directory: %s", run_dir())
     print(json.dumps(summary), flush=True)
     return summary.get("sigma_test", float("nan"))  # what a sweeper would minimize

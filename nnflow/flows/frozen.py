@@ -15,7 +15,9 @@ and the metric anywhere — held-out points included — follows from the kernel
 starting metric (g_FS, or a network's g at θ0, which is g_FS for a centered network).
 
 Θ(train, train) is either stored (dense: (N·m)² numbers) or applied blockwise from a kernel
-function (matrix-free: never stored; memory set by the block size).
+function (matrix-free: never stored; memory set by the block size). Under torch.distributed
+the rows of Θ (training points) are sharded across ranks: each rank stores or computes its
+rows only and the products are all-gathered (same result as one process).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import torch
 from torch import nn
 
 from nnflow.flows.losses import monge_ampere_loss
+from nnflow.distributed import gather_rows, row_range
 from nnflow.geometry.fubini_study import fs_metric, pullback
 from nnflow.geometry.pointset import PointSet
 from nnflow.kernels.components import hermitian_to_real, real_to_hermitian
@@ -43,18 +46,26 @@ def fs_start(t: float = 1.0) -> Callable[[torch.Tensor, torch.Tensor], torch.Ten
     return lambda z, jac: pullback(jac, fs_metric(z, t))
 
 
-def assemble_dense(kernel: MetricKernel, z: torch.Tensor, jac: torch.Tensor, block: int) -> torch.Tensor:
-    """Θ(train, train) as an (N·m, N·m) matrix, row (i, s) = i·m + s, built block by block."""
+def assemble_dense(
+    kernel: MetricKernel, z: torch.Tensor, jac: torch.Tensor, block: int, rows: slice | None = None
+) -> torch.Tensor:
+    """Rows ``rows`` (default all) of Θ(train, train) as a (|rows|·m, N·m) matrix.
+
+    Row (i, s) is i·m + s; built block by block. Ranks of a process group each assemble
+    their own rows (nnflow.distributed.row_range), so the matrix is split across them.
+    """
     N = z.shape[0]
-    rows = []
-    for i in range(0, N, block):
+    rows = rows or slice(0, N)
+    out = []
+    for i in range(rows.start, rows.stop, block):
+        i_end = min(i + block, rows.stop)
         cols = [
-            kernel(z[i : i + block], jac[i : i + block], z[j : j + block], jac[j : j + block])
+            kernel(z[i:i_end], jac[i:i_end], z[j : j + block], jac[j : j + block])
             for j in range(0, N, block)
         ]
         blk = torch.cat(cols, 1)  # (b, N, m, m)
-        rows.append(blk.permute(0, 2, 1, 3).reshape(blk.shape[0] * blk.shape[2], -1))
-    return torch.cat(rows, 0)
+        out.append(blk.permute(0, 2, 1, 3).reshape(blk.shape[0] * blk.shape[2], -1))
+    return torch.cat(out, 0)
 
 
 def apply_blockwise(
@@ -116,7 +127,9 @@ class FrozenKernelFlow(nn.Module):
         self.register_buffer("r0_train", r0)
         self.register_buffer("coefficients", torch.zeros_like(r0))
         self.register_buffer("time", torch.zeros((), dtype=r0.dtype))
-        matrix = assemble_dense(kernel, train.z, train.jac, self.block) if dense else None
+        # Under torch.distributed each rank owns a block of rows (training points) of Θ.
+        self.rows = row_range(len(train))
+        matrix = assemble_dense(kernel, train.z, train.jac, self.block, self.rows) if dense else None
         self.register_buffer("matrix", matrix, persistent=False)
         self._r_cache: torch.Tensor | None = None  # r on train for the current state
 
@@ -134,10 +147,13 @@ class FrozenKernelFlow(nn.Module):
         return apply_blockwise(self.kernel, z, jac, self.train_z, self.train_jac, c, self.block)
 
     def train_matvec(self, c: torch.Tensor) -> torch.Tensor:
-        """Θ(train, train) c: (N, m) → (N, m)."""
+        """Θ(train, train) c: (N, m) → (N, m) (each rank computes its rows, then all-gather)."""
+        rows = self.rows
         if self.matrix is not None:
-            return (self.matrix @ c.reshape(-1)).reshape(c.shape)
-        return self.kernel_apply(self.train_z, self.train_jac, c)
+            local = (self.matrix @ c.reshape(-1)).reshape(-1, c.shape[1])
+        else:
+            local = self.kernel_apply(self.train_z[rows], self.train_jac[rows], c)
+        return gather_rows(local, c.shape[0])
 
     def real_metric_train(self, c: torch.Tensor | None = None) -> torch.Tensor:
         c = self.coefficients if c is None else c

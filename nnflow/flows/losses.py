@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import torch
 
+from nnflow.distributed import world
 from nnflow.geometry.pointset import PointSet
 
 LOSSES = {"ma2": 2.0, "ma1": 1.0}
@@ -33,10 +34,16 @@ def monge_ampere_loss(
     weights: torch.Tensor,
     kappa: float,
     power: float = 2.0,
+    total_weight: torch.Tensor | float | None = None,
 ) -> torch.Tensor:
-    """Σ w |1 − det g/(κ|Ω|²)|^p / Σ w: (B,), (B,), (B,) → () real."""
+    """Σ w |1 − det g/(κ|Ω|²)|^p / W: (B,), (B,), (B,) → () real.
+
+    W = Σ w of this batch by default; data-parallel training passes the global batch's Σ w
+    (so that the ranks' losses add up to the global weighted mean).
+    """
     eta = det_g / (kappa * omega2)
-    return (weights * (1 - eta).abs().pow(power)).sum() / weights.sum()
+    total = weights.sum() if total_weight is None else total_weight
+    return (weights * (1 - eta).abs().pow(power)).sum() / total
 
 
 def loss_power(kind: str) -> float:
@@ -44,3 +51,20 @@ def loss_power(kind: str) -> float:
     if kind not in LOSSES:
         raise ValueError(f"unknown loss {kind!r}; choose from {sorted(LOSSES)}")
     return LOSSES[kind]
+
+
+def data_parallel_loss(
+    det_g: torch.Tensor, omega2: torch.Tensor, weights: torch.Tensor, kappa: float, power: float = 2.0
+) -> torch.Tensor:
+    """The Monge–Ampère loss of a rank's shard, normalized over the global batch.
+
+    Data parallelism averages gradients over R ranks, so each rank returns
+    R·Σ_shard wℓ / Σ_global w; the average is the gradient of the global weighted mean,
+    whatever the shards' weights. Without a process group it is monge_ampere_loss.
+    """
+    rank, size = world()
+    if size == 1:
+        return monge_ampere_loss(det_g, omega2, weights, kappa, power)
+    total = weights.sum().detach().clone()
+    torch.distributed.all_reduce(total)
+    return size * monge_ampere_loss(det_g, omega2, weights, kappa, power, total_weight=total)

@@ -11,6 +11,7 @@ Vol_FS = ∫_X ω_FS^n = deg(X) (design.md §2; fubini_study.py gives the normal
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -135,7 +136,7 @@ class PointSet:
         """Write tensors and metadata (surface, seed, format) to one ``.pt`` file."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp = path.with_suffix(f"{path.suffix}.{os.getpid()}.tmp")  # unique per writer
         torch.save(
             {
                 "format_version": FORMAT_VERSION,

@@ -30,6 +30,8 @@ class MetricsCSV(L.Callback):
         self._offset = 0.0
 
     def on_train_start(self, trainer, pl_module) -> None:  # after a checkpoint is restored
+        if not trainer.is_global_zero:
+            return
         step = trainer.global_step
         rows = read_metrics(self.path) if self.path.exists() else []
         rows = [r for r in rows if int(r["step"]) <= step] if step > 0 else []
@@ -54,7 +56,7 @@ class MetricsCSV(L.Callback):
                 csv.DictWriter(f, fieldnames=self.columns).writerow({k: row.get(k, "") for k in self.columns})
 
     def on_validation_end(self, trainer, pl_module) -> None:
-        if trainer.sanity_checking:
+        if trainer.sanity_checking or not trainer.is_global_zero:
             return
         # The module's own float64 values (Lightning's logged copies are float32).
         logged = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}

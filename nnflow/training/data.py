@@ -3,6 +3,9 @@
 Files are keyed by manifold (name and parameters), split, size and seed, so runs with the
 same settings share points and a sweep samples each set once. Batches are index slices of the
 cached tensors (no per-sample collation): a batch is a dict of tensors z, jac, weights, omega2.
+Under data parallelism the training set is sharded across ranks (DistributedSampler; the
+batch size is per rank) and every rank validates on the whole validation set, so σ_val is
+the global one on every rank.
 """
 
 from __future__ import annotations
@@ -14,7 +17,14 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    DistributedSampler,
+    RandomSampler,
+    SequentialSampler,
+)
 
 from nnflow.geometry import Hypersurface, PointSet, sample_points
 
@@ -23,6 +33,14 @@ log = logging.getLogger("nnflow")
 # Seeds of the three splits are offset so that they never share lines.
 SPLIT_SEED_OFFSET = {"train": 0, "val": 1_000_003, "test": 2_000_003}
 BATCH_KEYS = ("z", "jac", "weights", "omega2")
+
+
+class EpochBatchSampler(BatchSampler):
+    """BatchSampler that forwards set_epoch (Lightning calls it) to a DistributedSampler."""
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
 
 
 class PointBatches(Dataset):
@@ -110,8 +128,14 @@ class PointDataModule(L.LightningDataModule):
         self.split("val")
 
     def _loader(self, points: PointSet, batch_size: int, shuffle: bool) -> DataLoader:
-        sampler = RandomSampler(points.z) if shuffle else SequentialSampler(points.z)
-        batches = BatchSampler(sampler, batch_size, drop_last=False)
+        if shuffle and torch.distributed.is_available() and torch.distributed.is_initialized():
+            # data parallel: each rank draws its own shard (batch_size per rank)
+            sampler = DistributedSampler(range(len(points)), shuffle=True, seed=self.seed)
+        elif shuffle:
+            sampler = RandomSampler(range(len(points)))
+        else:
+            sampler = SequentialSampler(range(len(points)))
+        batches = EpochBatchSampler(sampler, batch_size, drop_last=False)
         return DataLoader(PointBatches(points), sampler=batches, batch_size=None)
 
     def train_dataloader(self) -> DataLoader:

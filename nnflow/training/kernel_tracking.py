@@ -74,6 +74,8 @@ class KernelTracking(L.Callback):
         return pts.z.to(device), pts.jac.to(device)
 
     def _record(self, trainer, pl_module) -> None:
+        if not trainer.is_global_zero:
+            return
         z, jac = self._probe(trainer, pl_module)
         K = model_metric_ntk(pl_module.model, z, jac).detach()
         if self.theta0 is None:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import lightning as L
 import torch
 
-from nnflow.flows.losses import loss_power, monge_ampere_loss
+from nnflow.flows.losses import data_parallel_loss, loss_power
 from nnflow.geometry.measures import sigma_measure, volume
 from nnflow.geometry.pointset import PointSet
 
@@ -92,8 +92,8 @@ class MetricModule(L.LightningModule):
     def batch_loss(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         g = self.model.metric(batch["z"], batch["jac"])
         det_g = torch.linalg.det(g).real
-        loss = monge_ampere_loss(det_g, batch["omega2"], batch["weights"], self.kappa, self.power)
-        return loss, det_g
+        # normalized over the global batch under data parallelism (flows/losses.py)
+        return data_parallel_loss(det_g, batch["omega2"], batch["weights"], self.kappa, self.power), det_g
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss, det_g = self.batch_loss(batch)

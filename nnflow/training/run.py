@@ -246,6 +246,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
             state = torch.load(last, map_location="cpu", weights_only=False)["state_dict"]
             module.load_state_dict(state)
     train_seconds = time.perf_counter() - start
+    if not trainer.is_global_zero:  # data-parallel ranks > 0: rank 0 tests and writes
+        return {"status": status, "message": message, "rank": trainer.global_rank}, {"module": module}
     device = model_device(module.model)
     module.model.eval()
     test = evaluate_points(module.model, data.split("test").to(device), batch_size=int(cfg.test_batch_size))
