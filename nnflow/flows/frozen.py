@@ -27,8 +27,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from nnflow.flows.losses import monge_ampere_loss
 from nnflow.distributed import gather_rows, row_range
+from nnflow.flows.losses import monge_ampere_loss
 from nnflow.geometry.fubini_study import fs_metric, pullback
 from nnflow.geometry.pointset import PointSet
 from nnflow.kernels.components import hermitian_to_real, real_to_hermitian

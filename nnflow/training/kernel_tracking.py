@@ -23,7 +23,13 @@ import lightning as L
 import torch
 from torch.func import functional_call, jacrev
 
-from nnflow.kernels import alignment, hermitian_to_real, leading_eigenvalues, metric_ntk, relative_change
+from nnflow.kernels import (
+    alignment,
+    hermitian_to_real,
+    leading_eigenvalues,
+    metric_ntk,
+    relative_change,
+)
 from nnflow.models.potential import KahlerPotential
 
 log = logging.getLogger("nnflow")
