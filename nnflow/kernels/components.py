@@ -1,0 +1,96 @@
+"""The one real parameterization of Hermitian n×n metrics, used by every metric kernel.
+
+Orthonormal coordinates (the same map the features use, models/features.py):
+
+    r = (g_aa for a;  √2 Re g_ab for a < b;  √2 Im g_ab for a < b)  ∈ R^{n²},
+    Σ_s r_s² = ‖g‖_F²,     g = Σ_s r_s E_s,
+
+with the Hermitian basis E_aa = e_aa, E^Re_ab = (e_ab + e_ba)/√2, E^Im_ab = i(e_ab − e_ba)/√2
+(a < b, pairs in ``torch.triu_indices`` order). On Hermitian matrices the map equals the
+complex-linear map r_s = Σ_ab P_{s,ab} g_ab with P = conj(E) (``component_matrix``). The linear
+form is what kernels need: a metric kernel Θ_{ij̄kl̄} = Σ_I ∂g_{ij̄}/∂θ_I ∂g'_{kl̄}/∂θ_I (no
+conjugation) becomes Θ_st = Σ P_{s,ij} P_{t,kl} Θ_{ij̄kl̄} = Σ_I ∂r_s/∂θ_I ∂r'_t/∂θ_I, which is real.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def _pairs(n: int, device=None):
+    return torch.triu_indices(n, n, offset=1, device=device)
+
+
+def hermitian_to_real(g: torch.Tensor) -> torch.Tensor:
+    """Orthonormal real coordinates of Hermitian matrices: (..., n, n) complex → (..., n²) real.
+
+    Only the diagonal's real part and the upper triangle are read (g is assumed Hermitian).
+    """
+    if g.shape[-1] != g.shape[-2]:
+        raise ValueError(f"expected square matrices (..., n, n); got shape {tuple(g.shape)}")
+    n = g.shape[-1]
+    iu = _pairs(n, g.device)
+    diag = g.diagonal(dim1=-2, dim2=-1)
+    upper = g[..., iu[0], iu[1]]
+    if not g.is_complex():
+        return torch.cat([diag, math.sqrt(2) * upper, torch.zeros_like(upper)], -1)
+    return torch.cat([diag.real, math.sqrt(2) * upper.real, math.sqrt(2) * upper.imag], -1)
+
+
+def real_to_hermitian(r: torch.Tensor) -> torch.Tensor:
+    """Inverse of ``hermitian_to_real``: (..., n²) real → (..., n, n) complex Hermitian."""
+    n = math.isqrt(r.shape[-1])
+    if n * n != r.shape[-1]:
+        raise ValueError(f"the last dimension must be a square n²; got {r.shape[-1]}")
+    iu = _pairs(n, r.device)
+    m = iu.shape[1]
+    complex_dtype = torch.complex128 if r.dtype == torch.float64 else torch.complex64
+    g = torch.zeros(*r.shape[:-1], n, n, dtype=complex_dtype, device=r.device)
+    idx = torch.arange(n, device=r.device)
+    g[..., idx, idx] = r[..., :n].to(complex_dtype)
+    upper = torch.complex(r[..., n : n + m], r[..., n + m :]) / math.sqrt(2)
+    g[..., iu[0], iu[1]] = upper
+    g[..., iu[1], iu[0]] = upper.conj()
+    return g
+
+
+def component_matrix(n: int, dtype=torch.complex128, device=None) -> torch.Tensor:
+    """P (n², n·n) complex: r_s = Σ_{(a,b)} P[s, a·n + b] g_ab for Hermitian g (module doc)."""
+    iu = _pairs(n)
+    m = iu.shape[1]
+    P = torch.zeros(n * n, n * n, dtype=dtype)
+    for a in range(n):
+        P[a, a * n + a] = 1
+    for k, (a, b) in enumerate(iu.T.tolist()):
+        P[n + k, a * n + b] = P[n + k, b * n + a] = 1 / math.sqrt(2)
+        P[n + m + k, a * n + b] = -1j / math.sqrt(2)
+        P[n + m + k, b * n + a] = 1j / math.sqrt(2)
+    return P.to(device)
+
+
+def hermitian_basis(n: int, dtype=torch.complex128, device=None) -> torch.Tensor:
+    """E (n², n, n) complex Hermitian: g = Σ_s r_s E_s and r_s = Re tr(E_s g)."""
+    return component_matrix(n, dtype, device).conj().reshape(n * n, n, n)
+
+
+def component_labels(n: int) -> list[str]:
+    """Names of the n² real components, e.g. ['g00', 'g11', 'Re g01', 'Im g01'] for n = 2."""
+    iu = _pairs(n).T.tolist()
+    return (
+        [f"g{a}{a}" for a in range(n)]
+        + [f"Re g{a}{b}" for a, b in iu]
+        + [f"Im g{a}{b}" for a, b in iu]
+    )
+
+
+def to_components(t: torch.Tensor, n: int, dim: int = -1) -> torch.Tensor:
+    """Apply the complex-linear map P along one flattened (a·n + b) axis of length n·n.
+
+    For derivative kernels whose (a, b) index is not Hermitian term by term; the result is
+    complex (real up to round-off once every term is summed).
+    """
+    P = component_matrix(n, torch.complex128 if t.dtype in (torch.float64, torch.complex128) else torch.complex64, t.device)
+    moved = t.movedim(dim, -1).to(P.dtype)
+    return (moved @ P.T).movedim(-1, dim)

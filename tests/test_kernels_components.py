@@ -1,0 +1,61 @@
+"""The real parameterization of Hermitian metrics (nnflow.kernels.components)."""
+
+import math
+
+import pytest
+import torch
+
+from nnflow.kernels.components import (
+    component_labels,
+    component_matrix,
+    hermitian_basis,
+    hermitian_to_real,
+    real_to_hermitian,
+)
+from nnflow.kernels.testing import assert_close_matrices
+
+
+def random_hermitian(n, batch=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(batch, n, n, 2, generator=g, dtype=torch.float64)
+    a = torch.view_as_complex(a)
+    return a + a.conj().transpose(-1, -2)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_round_trip_and_norm(n):
+    g = random_hermitian(n)
+    r = hermitian_to_real(g)
+    assert r.shape == (5, n * n) and r.dtype == torch.float64
+    assert_close_matrices(real_to_hermitian(r), g)
+    # orthonormal: Σ r² = ‖g‖_F²
+    assert_close_matrices(r.square().sum(-1), g.abs().square().sum((-1, -2)))
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_linear_map_and_basis_agree_with_the_definition(n):
+    g = random_hermitian(n, seed=1)
+    P = component_matrix(n)
+    linear = g.reshape(5, n * n) @ P.T
+    assert_close_matrices(linear.real, hermitian_to_real(g))
+    assert linear.imag.abs().max() < 1e-12
+    E = hermitian_basis(n)
+    # the basis is orthonormal under Re tr(A^† B) and reconstructs g
+    gram = torch.einsum("sab,tab->st", E.conj(), E).real
+    assert_close_matrices(gram, torch.eye(n * n, dtype=torch.float64))
+    assert_close_matrices(torch.einsum("xs,sab->xab", hermitian_to_real(g).to(E.dtype), E), g)
+
+
+def test_component_order_and_labels():
+    g = torch.tensor([[1.0, 2 + 3j], [2 - 3j, 5.0]], dtype=torch.complex128)
+    r = hermitian_to_real(g)
+    assert r.tolist() == pytest.approx([1.0, 5.0, 2 * math.sqrt(2), 3 * math.sqrt(2)])
+    assert component_labels(2) == ["g00", "g11", "Re g01", "Im g01"]
+    assert len(component_labels(3)) == 9
+
+
+def test_bad_shapes_are_value_errors():
+    with pytest.raises(ValueError, match="square"):
+        hermitian_to_real(torch.zeros(2, 3, dtype=torch.complex128))
+    with pytest.raises(ValueError, match="n²"):
+        real_to_hermitian(torch.zeros(5, dtype=torch.float64))
