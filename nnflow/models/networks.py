@@ -173,6 +173,8 @@ class MLP(nn.Module):
         activation: one of ACTIVATIONS.
         parameterization: "ntk" or "standard".
         sigma_w, sigma_b: weight and bias scales.
+        input_scale: s, the network computes φ(s·x) (pre-activations of the first layer have
+            variance σ_w² s² |x|²/d + σ_b²; features have |x| = 1, so s = √d makes them O(1)).
     """
 
     def __init__(
@@ -184,10 +186,12 @@ class MLP(nn.Module):
         parameterization: str = "ntk",
         sigma_w: float = 1.0,
         sigma_b: float = 0.1,
+        input_scale: float = 1.0,
     ):
         super().__init__()
         _check("width", width, integer=True)
         _check("depth", depth, integer=True)
+        _check("input_scale", input_scale)
         _check("sigma_w", sigma_w)
         _check("sigma_b", sigma_b, positive=False)
         if activation not in ACTIVATIONS:
@@ -197,6 +201,7 @@ class MLP(nn.Module):
         self.in_dim, self.width, self.depth = in_dim, width, depth
         self.activation, self.parameterization = activation, parameterization
         self.sigma_w, self.sigma_b = float(sigma_w), float(sigma_b)
+        self.input_scale = float(input_scale)
         sizes = [in_dim] + [width] * depth + [1]
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
@@ -213,6 +218,13 @@ class MLP(nn.Module):
                 self._b_scale.append(1.0)
             self.weights.append(nn.Parameter(w))
             self.biases.append(nn.Parameter(b))
+        # The network sees input_scale·x: unit-norm features have components ~1/√d, so
+        # input_scale ~ √d puts the first pre-activations at O(1) (folded into layer 0).
+        if parameterization == "ntk":
+            self._w_scale[0] *= self.input_scale
+        else:
+            with torch.no_grad():
+                self.weights[0].mul_(self.input_scale)
 
     @torch.no_grad()
     def zero_output_(self) -> None:

@@ -180,6 +180,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary, {}
     start = time.perf_counter()
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     dtype = DTYPES[cfg.dtype]
     surface = build_surface(cfg)
