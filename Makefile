@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install demo test test-slow bench lint clean
+.PHONY: install demo measure test test-slow bench bench-gpu lint clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,8 +12,15 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-## main job: a small end-to-end demo on the default manifold
+## main job: finite versus infinite width in one go — a reduced width sweep (finite MLPs,
+## their linearized models, the frozen-NTK flow) on the cubic curve, then its report
+DEMO_DIR ?= outputs/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
 demo: install
+	WANDB_MODE=offline $(BIN)/nnflow-train -m experiment=width_sweep_demo hydra.sweep.dir=$(DEMO_DIR)
+	$(BIN)/nnflow-report $(DEMO_DIR)
+
+## the geometry measurement of the Fubini–Study metric on the Fermat quintic (the first demo)
+measure: install
 	WANDB_MODE=offline $(BIN)/nnflow-measure manifold=fermat_quintic n_points=100000 seed=3
 
 ## the test suite (what CI runs); slow tests are excluded
@@ -26,6 +33,13 @@ test-slow: install
 
 bench: install
 	$(BIN)/python bench/bench_sampling.py
+	$(BIN)/python bench/bench_metric.py
+	$(BIN)/python bench/bench_kernels.py
+	$(BIN)/python bench/bench_flow.py
+
+## every benchmark on a CUDA GPU, with a table (bench/README.md)
+bench-gpu: install
+	PYTHON=$(BIN)/python bash bench/gpu.sh
 
 lint: install
 	$(BIN)/ruff check nnflow tests bench

@@ -23,6 +23,7 @@ from torch.func import hessian, vmap
 from nnflow.geometry import fermat_quintic, pullback, sample_points
 from nnflow.geometry.curvature import wirtinger_hessian
 from nnflow.models import build_potential
+from nnflow.precision import set_precision
 
 
 def baseline_metric(model, z, jac):
@@ -52,11 +53,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4096)
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--depth", type=int, default=3)
-    parser.add_argument("--dtype", default="float64", choices=["float64", "float32"])
+    parser.add_argument("--dtype", default="float64", choices=["float64", "float32", "tf32"])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "metric.json"))
     args = parser.parse_args()
-    dtype = {"float64": torch.float64, "float32": torch.float32}[args.dtype]
+    dtype = set_precision(args.dtype)  # tf32: float32 tensors, TF32 matmuls on CUDA
     cdtype = {torch.float64: torch.complex128, torch.float32: torch.complex64}[dtype]
     pts = sample_points(fermat_quintic(), args.batch, seed=0).to(args.device, dtype=cdtype)
     model = build_potential("mlp", n_coords=5, width=args.width, depth=args.depth, init="random", seed=0)

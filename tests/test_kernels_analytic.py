@@ -14,7 +14,8 @@ from torch.func import jacfwd, vmap
 
 from nnflow.kernels import analytic_kernel, metric_ntk, taylor
 from nnflow.kernels.activations import NAMES, derivatives
-from nnflow.kernels.analytic import CosNetKernel, GaussNetKernel, MLPKernel
+from nnflow.kernels.analytic import CosNetKernel, GaussianKernel, GaussNetKernel, MLPKernel
+from nnflow.kernels.derivatives import faa_di_bruno
 from nnflow.kernels.duals import CLOSED_FORMS, direct_price_quadrature, dual_derivatives
 from nnflow.kernels.testing import assert_close_matrices, finite_difference_kernel
 from nnflow.models import build_potential
@@ -28,6 +29,7 @@ KERNELS = {
     "mlp_tanh_deg2": lambda: MLPKernel(depth=2, activation="tanh", sigma_w=2.0, feature_degree=2),
     "cosnet": lambda: CosNetKernel(sigma_a=1.3, sigma_b=3.0),
     "gaussnet": lambda: GaussNetKernel(sigma_a=0.8, sigma_b=2.0, sigma_c=0.7),
+    "gaussian": lambda: GaussianKernel(lengthscale=0.6, output_scale=1.3),
 }
 
 
@@ -200,3 +202,26 @@ def test_zero_last_empirical_ntk_is_the_last_layer_feature_gram(point_cache):
     dd = s2[:, None, None, :] * du[:, :, None, :] * du.conj()[:, None, :, :] + s1[:, None, None, :] * ddu
     r = hermitian_to_real(dd.permute(0, 3, 1, 2)) * net._w_scale[1]  # (B, width, n²)
     assert_close_matrices(metric_ntk(model, pts), torch.einsum("xos,yot->xyst", r, r))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_written_out_metric_partitions_equal_the_generic_partition_sum(n):
+    """The (2, 2) fast path against the loop over all 15 set partitions, random inputs."""
+    gen = torch.Generator().manual_seed(n)
+    S = 1 + 2 * n + n * n
+    M = torch.randn(4, 3, S, S, dtype=torch.complex128, generator=gen)
+    F = [torch.randn(4, 3, dtype=torch.float64, generator=gen) for _ in range(5)]
+    fast = faa_di_bruno(F, M, n, (2, 2))
+    generic = faa_di_bruno(F, M, n, (2, 2), generic=True)
+    assert fast.shape == (4, 3, n * n, n * n)
+    assert_close_matrices(fast, generic)
+
+
+def test_gaussian_kernel_is_the_rbf_of_the_features(point_cache):
+    """Potential kernel = α² exp(−|x − x'|²/(2ℓ²)) computed from the features directly."""
+    from nnflow.models.features import ProjectiveFeatures
+
+    pts = point_cache("fermat_quintic", 7)
+    x = ProjectiveFeatures(5, 1)(pts.z)
+    expected = 1.3**2 * torch.exp(-torch.cdist(x, x) ** 2 / (2 * 0.6**2))
+    assert_close_matrices(KERNELS["gaussian"]().potential(pts.z), expected)

@@ -123,3 +123,22 @@ def test_non_positive_metric_raises(point_cache):
     det[3] = float("nan")
     with pytest.raises(ValueError, match="not positive definite"):
         check_metric(det)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_hermitian_det_matches_linalg_det_with_gradients(n):
+    from nnflow.geometry.linalg import hermitian_det
+
+    gen = torch.Generator().manual_seed(n)
+    a = torch.randn(5, n, n, dtype=torch.complex128, generator=gen)
+    g = (a @ a.mH + 0.5 * torch.eye(n, dtype=torch.complex128)).requires_grad_(True)
+    ours = hermitian_det(g)
+    ref = torch.linalg.det(g).real
+    torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-14)
+    (grad_ours,) = torch.autograd.grad(ours.sum(), g)
+    (grad_ref,) = torch.autograd.grad(ref.sum(), g)
+    torch.testing.assert_close(grad_ours, grad_ref, rtol=1e-10, atol=1e-12)
+    # complex64 with float64 as the default dtype (the case torch.linalg.det's backward fails)
+    g32 = g.detach().to(torch.complex64).requires_grad_(True)
+    hermitian_det(g32).sum().backward()
+    assert g32.grad.dtype == torch.complex64

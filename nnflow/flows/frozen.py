@@ -30,6 +30,7 @@ from torch import nn
 from nnflow.distributed import gather_rows, row_range
 from nnflow.flows.losses import monge_ampere_loss
 from nnflow.geometry.fubini_study import fs_metric, pullback
+from nnflow.geometry.linalg import hermitian_det
 from nnflow.geometry.pointset import PointSet
 from nnflow.kernels.components import hermitian_to_real, real_to_hermitian
 
@@ -51,11 +52,26 @@ def assemble_dense(
 ) -> torch.Tensor:
     """Rows ``rows`` (default all) of Θ(train, train) as a (|rows|·m, N·m) matrix.
 
-    Row (i, s) is i·m + s; built block by block. Ranks of a process group each assemble
-    their own rows (nnflow.distributed.row_range), so the matrix is split across them.
+    Row (i, s) is i·m + s; built block by block. For all rows only the blocks on and above
+    the diagonal are computed and the rest mirrored (Θ(x', x)_ts = Θ(x, x')_st, i.e. the
+    matrix is symmetric). Ranks of a process group each assemble their own rows
+    (nnflow.distributed.row_range), so the matrix is split across them.
     """
     N = z.shape[0]
     rows = rows or slice(0, N)
+    if rows == slice(0, N):
+        out = None
+        for i in range(0, N, block):
+            for j in range(i, N, block):
+                K = kernel(z[i : i + block], jac[i : i + block], z[j : j + block], jac[j : j + block])
+                b1, b2, m, _ = K.shape
+                if out is None:
+                    out = torch.empty(N * m, N * m, dtype=K.dtype, device=K.device)
+                blk = K.permute(0, 2, 1, 3).reshape(b1 * m, b2 * m)
+                out[i * m : (i + b1) * m, j * m : (j + b2) * m] = blk
+                if j != i:
+                    out[j * m : (j + b2) * m, i * m : (i + b1) * m] = blk.T
+        return out
     out = []
     for i in range(rows.start, rows.stop, block):
         i_end = min(i + block, rows.stop)
@@ -94,6 +110,9 @@ class FrozenKernelFlow(nn.Module):
         dense: store Θ(train, train) ((N·m)² numbers, fast steps) or apply it blockwise at every
             step (matrix-free: memory O(block_size² m²)).
         block_size: points per kernel block.
+        cache_mb: memory for cross kernels Θ(x, train) of point sets seen before (the
+            validation set): the kernel is frozen, so re-evaluating the metric on the same points
+            is one matrix-vector product. 0 disables the cache.
         loss_fn: optional loss L(g_train) → scalar replacing Monge–Ampère (e.g. the squared
             distance to a target metric, whose flow has a closed form); g_train is (N, n, n).
     Attributes:
@@ -111,6 +130,7 @@ class FrozenKernelFlow(nn.Module):
         dense: bool = True,
         block_size: int = 512,
         loss_fn: Callable | None = None,
+        cache_mb: float = 2048,
     ):
         super().__init__()
         if block_size <= 0:
@@ -132,6 +152,10 @@ class FrozenKernelFlow(nn.Module):
         matrix = assemble_dense(kernel, train.z, train.jac, self.block, self.rows) if dense else None
         self.register_buffer("matrix", matrix, persistent=False)
         self._r_cache: torch.Tensor | None = None  # r on train for the current state
+        if cache_mb < 0:
+            raise ValueError(f"cache_mb must be non-negative; got {cache_mb}")
+        self.cache_bytes = int(cache_mb * 2**20)
+        self._cross: list[tuple[torch.Tensor, torch.Tensor]] = []  # (z, Θ(z, train) matrix)
 
     def _load_from_state_dict(self, *args, **kwargs):
         self._r_cache = None  # a restored state invalidates the cached metric
@@ -139,6 +163,7 @@ class FrozenKernelFlow(nn.Module):
 
     def _apply(self, fn, *args, **kwargs):
         self._r_cache = None
+        self._cross = []
         return super()._apply(fn, *args, **kwargs)
 
     # ------------------------------------------------------------------ metric
@@ -159,9 +184,31 @@ class FrozenKernelFlow(nn.Module):
         c = self.coefficients if c is None else c
         return self.r0_train - self.train_matvec(c)
 
+    def cross_apply(self, z: torch.Tensor, jac: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """kernel_apply through the cache of cross-kernel matrices (module doc of cache_mb)."""
+        for z_seen, matrix in self._cross:
+            if z_seen.shape == z.shape and z_seen.device == z.device and torch.equal(z_seen, z):
+                return (matrix @ c.reshape(-1)).reshape(z.shape[0], -1)
+        N, m = c.shape
+        size = z.shape[0] * N * m * m * c.element_size()
+        used = sum(mat.numel() * mat.element_size() for _, mat in self._cross)
+        if used + size > self.cache_bytes:
+            return self.kernel_apply(z, jac, c)
+        rows = []
+        for i in range(0, z.shape[0], self.block):
+            cols = [
+                self.kernel(z[i : i + self.block], jac[i : i + self.block], self.train_z[j : j + self.block],
+                            self.train_jac[j : j + self.block])
+                for j in range(0, N, self.block)
+            ]
+            blk = torch.cat(cols, 1)  # (b, N, m, m)
+            rows.append(blk.permute(0, 2, 1, 3).reshape(blk.shape[0] * m, N * m))
+        self._cross.append((z.clone(), torch.cat(rows)))
+        return (self._cross[-1][1] @ c.reshape(-1)).reshape(z.shape[0], m)
+
     def metric(self, z: torch.Tensor, jac: torch.Tensor) -> torch.Tensor:
         """g_t at any points: g_0 − Σ Θ(x, train) c, (B, N+1), (B, n, N+1) → (B, n, n)."""
-        r = hermitian_to_real(self.start(z, jac)) - self.kernel_apply(z, jac, self.coefficients)
+        r = hermitian_to_real(self.start(z, jac)) - self.cross_apply(z, jac, self.coefficients)
         return real_to_hermitian(r)
 
     # ------------------------------------------------------------------ dynamics
@@ -173,7 +220,7 @@ class FrozenKernelFlow(nn.Module):
             if self.loss_fn is not None:
                 loss = self.loss_fn(g)
             else:
-                det_g = torch.linalg.det(g).real
+                det_g = hermitian_det(g)
                 loss = monge_ampere_loss(det_g, self.train_omega2, self.train_weights, self.kappa, self.power)
             (grad,) = torch.autograd.grad(loss, r)
         return loss.detach(), grad
@@ -249,7 +296,8 @@ def metric_kernel_from_options(
 
     if kind == "analytic":
         kern = analytic_kernel(network)
-        return lambda z1, j1, z2, j2: kern.metric((z1, j1), (z2, j2))
+        # 64-point chunks keep the (64², n², n²) complex temporaries in cache
+        return lambda z1, j1, z2, j2: kern.metric((z1, j1), (z2, j2), chunk_size=64)
     if kind == "empirical":
         model = build_potential(n_coords=n_coords, seed=seed, **network).to(dtype)
         theta0 = initial_params(model)
@@ -266,6 +314,7 @@ def build_frozen_flow(
     dense: bool | str = "auto",
     dense_limit: int = 4000,
     block_size: int = 512,
+    cache_mb: float = 2048,
     seed: int | None = None,
     **network,
 ) -> FrozenKernelFlow:
@@ -281,5 +330,6 @@ def build_frozen_flow(
     dtype = train.weights.dtype
     fn = metric_kernel_from_options(kernel, train.surface.n_coords, seed=seed, dtype=dtype, **network)
     return FrozenKernelFlow(
-        fn, train, kappa=kappa, power=power, start=fs_start(kahler_t), dense=bool(dense), block_size=block_size
+        fn, train, kappa=kappa, power=power, start=fs_start(kahler_t), dense=bool(dense), block_size=block_size,
+        cache_mb=cache_mb,
     )

@@ -7,7 +7,7 @@ Public API (pure torch; gpytorch wrappers in nnflow.kernels.gp):
 - empirical: ``potential_ntk``, ``kahler_ntk``, ``metric_ntk`` (implementations "jacobian",
   "ntk_vp", "structured", "auto"; ``chunk_size``), ``empirical_ntk_fn``,
   ``empirical_metric_ntk``, ``metric_jacobian``, ``metric_jvp``, ``initial_params``.
-- analytic: ``MLPKernel``, ``CosNetKernel``, ``GaussNetKernel``, ``analytic_kernel`` with
+- analytic: ``MLPKernel``, ``CosNetKernel``, ``GaussNetKernel``, ``GaussianKernel``, ``analytic_kernel`` with
   ``.potential``, ``.kahler``, ``.metric`` (kind "ntk" or "nngp") in the same shapes.
 - diagnostics: ``relative_frobenius``, ``alignment``, ``relative_change``,
   ``leading_eigenvalues``.
@@ -17,6 +17,7 @@ from nnflow.kernels.analytic import (
     KERNELS,
     AnalyticKernel,
     CosNetKernel,
+    GaussianKernel,
     GaussNetKernel,
     MLPKernel,
     analytic_kernel,
@@ -53,6 +54,7 @@ __all__ = [
     "AnalyticKernel",
     "CosNetKernel",
     "GaussNetKernel",
+    "GaussianKernel",
     "MLPKernel",
     "alignment",
     "analytic_kernel",

@@ -332,11 +332,52 @@ class GaussNetKernel(_GaussianSumKernel):
         )
 
 
-KERNELS = {"mlp": MLPKernel, "cosnet": CosNetKernel, "gaussnet": GaussNetKernel}
+class GaussianKernel(AnalyticKernel):
+    """The Gaussian (RBF) kernel on the features, a frozen kernel with no network behind it.
+
+    .. math::
+        \\Theta(x, x') = \alpha^2 \\exp(-|x - x'|^2 / (2\\ell^2)) = \alpha^2 \\exp(-(1 - u)/\\ell^2),
+        \\qquad u = x\\cdot x' = |\\langle z, z'\rangle|^{2k}/(|z|^{2k}|z'|^{2k}),
+
+    since |x| = 1. It is the NNGP of an infinitely wide random-Fourier-feature network
+    Σ_i a_i cos(b_i·x + c_i) with b ~ N(0, I/ℓ²) (up to σ_a²/2), the seed talk's "Gaussian
+    kernel". As a function of u alone it takes the same Faà di Bruno fast path as the MLP
+    kernels, with F^(k)(u) = ℓ^{−2k} F(u). NNGP and NTK are the same kernel here.
+
+    Args:
+        lengthscale: ℓ > 0 in feature space (features have |x − x'| ≤ √2).
+    """
+
+    def __init__(self, lengthscale: float = 0.5, feature_degree: int = 1, output_scale: float = 1.0,
+                 init: str = "centered"):
+        super().__init__(feature_degree, output_scale, init)
+        self.lengthscale = _positive("lengthscale", lengthscale)
+
+    def __repr__(self) -> str:
+        return f"GaussianKernel(lengthscale={self.lengthscale}, feature_degree={self.feature_degree})"
+
+    def series(self, u: torch.Tensor, order: int) -> list[torch.Tensor]:
+        """[F(u), …, F^(order)(u)] without α²."""
+        inv = 1.0 / self.lengthscale**2
+        F = torch.exp((u - 1) * inv)
+        return [F * inv**k for k in range(order + 1)]
+
+    def _block(self, s1: Side, s2: Side, orders, kind: str) -> torch.Tensor:
+        F = self.series(s1.value @ s2.value.T, sum(orders))
+        if orders == (0, 0):
+            return F[0]
+        return faa_di_bruno(F, slot_gram(s1.rows, s2.rows, s1.n, s2.n), max(s1.n, s2.n), orders)
+
+    def _potential_features(self, x1, x2, kind):
+        return self.series((x1 * x2).sum(-1), 0)[0]
+
+
+KERNELS = {"mlp": MLPKernel, "cosnet": CosNetKernel, "gaussnet": GaussNetKernel, "gaussian": GaussianKernel}
 _OPTIONS = {
     "mlp": ("depth", "activation", "sigma_w", "sigma_b", "input_scale"),
     "cosnet": ("sigma_a", "sigma_b"),
     "gaussnet": ("sigma_a", "sigma_b", "sigma_c"),
+    "gaussian": ("lengthscale",),
 }
 _IGNORED = {"_target_", "network", "width", "parameterization", "seed", "n_coords", "kahler_t"}
 
@@ -345,7 +386,8 @@ def analytic_kernel(model, **overrides) -> AnalyticKernel:
     """The infinite-width kernel of a KahlerPotential or of a model config (conf/model/*.yaml).
 
     Args:
-        model: a KahlerPotential, or a mapping with ``network`` ("mlp", "cosnet", "gaussnet")
+        model: a KahlerPotential, or a mapping with ``network`` ("mlp", "cosnet", "gaussnet",
+            or "gaussian": the RBF kernel on the features, lengthscale ℓ, no network)
             and the width-independent options (depth, activation, sigma_w, sigma_b, sigma_a,
             sigma_c, feature_degree, output_scale, init); width and _target_ are ignored.
         overrides: extra constructor options (e.g. quadrature=True).

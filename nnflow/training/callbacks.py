@@ -11,7 +11,7 @@ import lightning as L
 
 COLUMNS = (
     "step", "epoch", "seconds", "lr", "train_loss_epoch", "val_sigma", "val_sigma_err",
-    "val_volume", "val_positive_fraction",
+    "val_volume", "val_positive_fraction", "train_sigma", "flow_time",
 )
 
 
@@ -96,6 +96,9 @@ def plot_sigma(metrics_csv: str | Path, out: str | Path, title: str = "") -> Pat
     losses = [(int(r["step"]), float(r["train_loss_epoch"])) for r in rows if r.get("train_loss_epoch")]
     if losses:
         ax.plot(*zip(*losses), ls="--", label="train loss (epoch mean)")
+    train_sigma = [(int(r["step"]), float(r["train_sigma"])) for r in rows if r.get("train_sigma")]
+    if train_sigma:  # frozen flows: σ on the training points
+        ax.plot(*zip(*train_sigma), marker="s", ms=3, label="σ (training points)")
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("σ / loss")

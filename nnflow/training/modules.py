@@ -15,8 +15,10 @@ import lightning as L
 import torch
 
 from nnflow.flows.losses import data_parallel_loss, loss_power
+from nnflow.geometry.linalg import hermitian_det
 from nnflow.geometry.measures import sigma_measure, volume
 from nnflow.geometry.pointset import PointSet
+from nnflow.kernels.components import real_to_hermitian
 
 
 class TrainingDivergedError(RuntimeError):
@@ -42,7 +44,7 @@ def evaluate_points(model: torch.nn.Module, points: PointSet, batch_size: int = 
     for start in range(0, len(points), batch_size):
         sl = slice(start, start + batch_size)
         g = model.metric(points.z[sl], points.jac[sl])
-        dets.append(torch.linalg.det(g).real)
+        dets.append(hermitian_det(g))
         pd.append(torch.linalg.eigvalsh(g)[..., 0] > 0)
     det_g = torch.cat(dets)
     positive = torch.cat(pd)
@@ -91,7 +93,7 @@ class MetricModule(L.LightningModule):
     # ------------------------------------------------------------------ steps
     def batch_loss(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         g = self.model.metric(batch["z"], batch["jac"])
-        det_g = torch.linalg.det(g).real
+        det_g = hermitian_det(g)
         # normalized over the global batch under data parallelism (flows/losses.py)
         return data_parallel_loss(det_g, batch["omega2"], batch["weights"], self.kappa, self.power), det_g
 
@@ -114,7 +116,7 @@ class MetricModule(L.LightningModule):
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         g = self.model.metric(batch["z"], batch["jac"])
-        self._val_dets.append(torch.linalg.det(g).real)
+        self._val_dets.append(hermitian_det(g))
         self._val_positive.append(torch.linalg.eigvalsh(g)[..., 0] > 0)
 
     def on_validation_epoch_end(self) -> None:
@@ -185,6 +187,22 @@ class FrozenFlowModule(MetricModule):
         self.log("flow_time", self.model.time.item())
         # manual optimization: Lightning counts steps through the optimizer's step calls
         self.optimizers().step()
+
+    def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()
+        if not self.last_val_metrics:
+            return
+        # σ on the training points costs nothing here (the flow keeps r on them): σ_train vs t
+        flow = self.model
+        with torch.no_grad():
+            g = real_to_hermitian(flow.real_metric_train())
+        det_g = hermitian_det(g).cpu()
+        points = self.trainer.datamodule.split("train").to("cpu")
+        extra = {"flow_time": flow.time.item()}
+        if (det_g > 0).all():
+            extra["train_sigma"] = sigma_measure(points, det_g)[0]
+        self.last_val_metrics.update(extra)
+        self.log_dict(extra)
 
     def configure_optimizers(self):
         # A no-op optimizer keeps Lightning's step counter, checkpointing and schedules uniform.

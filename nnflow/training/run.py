@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from nnflow.flows.losses import class_kappa, loss_power
 from nnflow.geometry import make_hypersurface
+from nnflow.precision import PRECISIONS, set_precision
 from nnflow.training.callbacks import MetricsCSV, plot_sigma
 from nnflow.training.data import PointDataModule
 from nnflow.training.modules import (
@@ -34,7 +35,7 @@ from nnflow.training.modules import (
 )
 
 log = logging.getLogger("nnflow")
-DTYPES = {"float64": torch.float64, "float32": torch.float32}
+DTYPES = PRECISIONS  # float64 | float32 | tf32
 
 
 def model_device(model: torch.nn.Module) -> torch.device:
@@ -183,7 +184,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    dtype = DTYPES[cfg.dtype]
+    dtype = set_precision(cfg.dtype)
     surface = build_surface(cfg)
     frozen = is_frozen_flow(cfg)
     if not frozen:
