@@ -36,6 +36,7 @@ bench: install
 	$(BIN)/python bench/bench_metric.py
 	$(BIN)/python bench/bench_kernels.py
 	$(BIN)/python bench/bench_flow.py
+	$(BIN)/python bench/bench_training.py cubic_mlp
 
 ## every benchmark on a CUDA GPU, with a table (bench/README.md)
 bench-gpu: install

@@ -15,7 +15,6 @@ from torch.func import jacfwd, vmap
 from nnflow.kernels import analytic_kernel, metric_ntk, taylor
 from nnflow.kernels.activations import NAMES, derivatives
 from nnflow.kernels.analytic import CosNetKernel, GaussianKernel, GaussNetKernel, MLPKernel
-from nnflow.kernels.derivatives import faa_di_bruno
 from nnflow.kernels.duals import CLOSED_FORMS, direct_price_quadrature, dual_derivatives
 from nnflow.kernels.testing import assert_close_matrices, finite_difference_kernel
 from nnflow.models import build_potential
@@ -202,19 +201,6 @@ def test_zero_last_empirical_ntk_is_the_last_layer_feature_gram(point_cache):
     dd = s2[:, None, None, :] * du[:, :, None, :] * du.conj()[:, None, :, :] + s1[:, None, None, :] * ddu
     r = hermitian_to_real(dd.permute(0, 3, 1, 2)) * net._w_scale[1]  # (B, width, n²)
     assert_close_matrices(metric_ntk(model, pts), torch.einsum("xos,yot->xyst", r, r))
-
-
-@pytest.mark.parametrize("n", [1, 2, 3])
-def test_written_out_metric_partitions_equal_the_generic_partition_sum(n):
-    """The (2, 2) fast path against the loop over all 15 set partitions, random inputs."""
-    gen = torch.Generator().manual_seed(n)
-    S = 1 + 2 * n + n * n
-    M = torch.randn(4, 3, S, S, dtype=torch.complex128, generator=gen)
-    F = [torch.randn(4, 3, dtype=torch.float64, generator=gen) for _ in range(5)]
-    fast = faa_di_bruno(F, M, n, (2, 2))
-    generic = faa_di_bruno(F, M, n, (2, 2), generic=True)
-    assert fast.shape == (4, 3, n * n, n * n)
-    assert_close_matrices(fast, generic)
 
 
 def test_gaussian_kernel_is_the_rbf_of_the_features(point_cache):

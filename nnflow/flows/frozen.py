@@ -72,14 +72,18 @@ def assemble_dense(
                 if j != i:
                     out[j * m : (j + b2) * m, i * m : (i + b1) * m] = blk.T
         return out
+    return cross_matrix(kernel, z[rows], jac[rows], z, jac, block)
+
+
+def cross_matrix(kernel: MetricKernel, z1, jac1, z2, jac2, block: int) -> torch.Tensor:
+    """Θ(x1, x2) as a (B1·m, B2·m) matrix, row (i, s) = i·m + s, built block by block."""
     out = []
-    for i in range(rows.start, rows.stop, block):
-        i_end = min(i + block, rows.stop)
+    for i in range(0, z1.shape[0], block):
         cols = [
-            kernel(z[i:i_end], jac[i:i_end], z[j : j + block], jac[j : j + block])
-            for j in range(0, N, block)
+            kernel(z1[i : i + block], jac1[i : i + block], z2[j : j + block], jac2[j : j + block])
+            for j in range(0, z2.shape[0], block)
         ]
-        blk = torch.cat(cols, 1)  # (b, N, m, m)
+        blk = torch.cat(cols, 1)  # (b, B2, m, m)
         out.append(blk.permute(0, 2, 1, 3).reshape(blk.shape[0] * blk.shape[2], -1))
     return torch.cat(out, 0)
 
@@ -194,16 +198,8 @@ class FrozenKernelFlow(nn.Module):
         used = sum(mat.numel() * mat.element_size() for _, mat in self._cross)
         if used + size > self.cache_bytes:
             return self.kernel_apply(z, jac, c)
-        rows = []
-        for i in range(0, z.shape[0], self.block):
-            cols = [
-                self.kernel(z[i : i + self.block], jac[i : i + self.block], self.train_z[j : j + self.block],
-                            self.train_jac[j : j + self.block])
-                for j in range(0, N, self.block)
-            ]
-            blk = torch.cat(cols, 1)  # (b, N, m, m)
-            rows.append(blk.permute(0, 2, 1, 3).reshape(blk.shape[0] * m, N * m))
-        self._cross.append((z.clone(), torch.cat(rows)))
+        matrix = cross_matrix(self.kernel, z, jac, self.train_z, self.train_jac, self.block)
+        self._cross.append((z.clone(), matrix))
         return (self._cross[-1][1] @ c.reshape(-1)).reshape(z.shape[0], m)
 
     def metric(self, z: torch.Tensor, jac: torch.Tensor) -> torch.Tensor:

@@ -152,7 +152,7 @@ def _block_view(M: torch.Tensor, n1: int, n2: int, block) -> torch.Tensor:
     return M[:, :, s1, s2].reshape(*M.shape[:2], *shape1, *shape2)
 
 
-def faa_di_bruno(F: list[torch.Tensor], M: torch.Tensor, n: int, orders, generic: bool = False) -> torch.Tensor:
+def faa_di_bruno(F: list[torch.Tensor], M: torch.Tensor, n: int, orders) -> torch.Tensor:
     """∂^{o1}∂'^{o2} F(u) in real components (module doc).
 
     Args:
@@ -160,14 +160,10 @@ def faa_di_bruno(F: list[torch.Tensor], M: torch.Tensor, n: int, orders, generic
         M: (B1, B2, S1, S2) slot Gram of the feature jets (S = 1 for an order-0 side).
         n: complex dimension of X.
         orders: (o1, o2), each 0 or 2.
-        generic: loop over the set partitions also for (2, 2) (the written-out
-            ``_metric_partitions`` is the default there; the loop is kept as its check).
     Returns:
         (B1, B2[, m1][, m2]) real.
     """
     o1, o2 = check_orders(orders)
-    if (o1, o2) == (2, 2) and not generic:
-        return to_real(_metric_partitions(F, M, n), n, (2, 2))
     n1, n2 = (n if o1 else 0), (n if o2 else 0)
     B1, B2 = M.shape[:2]
     out = None
@@ -179,44 +175,6 @@ def faa_di_bruno(F: list[torch.Tensor], M: torch.Tensor, n: int, orders, generic
         out = term if out is None else out + term
     out = out.reshape(B1, B2, n_components(n, o1), n_components(n, o2))
     return to_real(out, n, (o1, o2))
-
-
-def _metric_partitions(F: list[torch.Tensor], M: torch.Tensor, n: int) -> torch.Tensor:
-    """The 15 partitions of {a, b̄, c', d̄'} written out (``faa_di_bruno`` for orders (2, 2)).
-
-    Same sum as the generic loop, grouped by blocks so that no term is built at full size
-    before it has to be: with p_a = ∂_a u, q_b = ∂̄_b u, r_c = ∂'_c u, s_d = ∂̄'_d u,
-
-        K = F1·X + F2·[p Q + q P + r S + s R + Y Y' + AA BB + AB BA]
-              + F3·[Y r s + Y' p q + AA q s + AB q r + BA p s + BB p r] + F4·p q r s,
-
-    X = ∂_a∂̄_b∂'_c∂̄'_d u, Y = ∂_a∂̄_b u, Y' = ∂'_c∂̄'_d u, P = ∂_a∂'_c∂̄'_d u, …, AA = ∂_a∂'_c u, ….
-    Returns (B1, B2, n², n²) complex over (a·n + b, c·n + d).
-    """
-    B1, B2 = M.shape[:2]
-    A, Bb, C = slice(1, 1 + n), slice(1 + n, 1 + 2 * n), slice(1 + 2 * n, 1 + 2 * n + n * n)
-    F1, F2, F3, F4 = (f.to(M.dtype).reshape(B1, B2, 1, 1, 1, 1) for f in F[1:5])
-    p = M[:, :, A, 0].reshape(B1, B2, n, 1, 1, 1)
-    q = M[:, :, Bb, 0].reshape(B1, B2, 1, n, 1, 1)
-    r = M[:, :, 0, A].reshape(B1, B2, 1, 1, n, 1)
-    s = M[:, :, 0, Bb].reshape(B1, B2, 1, 1, 1, n)
-    Y = M[:, :, C, 0].reshape(B1, B2, n, n, 1, 1)
-    Yp = M[:, :, 0, C].reshape(B1, B2, 1, 1, n, n)
-    AA = M[:, :, A, A].reshape(B1, B2, n, 1, n, 1)
-    BB = M[:, :, Bb, Bb].reshape(B1, B2, 1, n, 1, n)
-    AB = M[:, :, A, Bb].reshape(B1, B2, n, 1, 1, n)
-    BA = M[:, :, Bb, A].reshape(B1, B2, 1, n, n, 1)
-    pq, rs = p * q, r * s
-    two = (
-        p * M[:, :, Bb, C].reshape(B1, B2, 1, n, n, n)
-        + q * M[:, :, A, C].reshape(B1, B2, n, 1, n, n)
-        + r * M[:, :, C, Bb].reshape(B1, B2, n, n, 1, n)
-        + s * M[:, :, C, A].reshape(B1, B2, n, n, n, 1)
-        + Y * Yp + AA * BB + AB * BA
-    )
-    three = Y * rs + Yp * pq + AA * (q * s) + AB * (q * r) + BA * (p * s) + BB * (p * r)
-    out = F1 * M[:, :, C, C].reshape(B1, B2, n, n, n, n) + F2 * two + F3 * three + F4 * (pq * rs)
-    return out.reshape(B1, B2, n * n, n * n)
 
 
 # ---------------------------------------------------------------------- coordinate sums
