@@ -19,7 +19,7 @@ def rows(directory: Path) -> list[tuple[str, str, str]]:
     out = []
     s = load(directory, "sampling.json")
     if s:
-        out.append(("sampling, 10^5 quintic points", f"{s['seconds_sampling']:.3f} s ({s['points_per_s']:,.0f} pts/s)",
+        out.append((f"sampling, {s['points']:,} quintic points", f"{s['seconds_sampling']:.3f} s ({s['points_per_s']:,.0f} pts/s)",
                     f"{s['speedup_vs_naive']:.0f}× naive numpy sampler"))
     for width, label in ((256, "metric"), (1024, "train_step")):
         for dt in ("float64", "float32", "tf32"):
