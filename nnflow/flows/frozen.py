@@ -185,7 +185,11 @@ class FrozenKernelFlow(nn.Module):
         return gather_rows(local, c.shape[0])
 
     def real_metric_train(self, c: torch.Tensor | None = None) -> torch.Tensor:
-        c = self.coefficients if c is None else c
+        """r on the training points for coefficients c (default: the current state, cached)."""
+        if c is None:
+            if self._r_cache is None:
+                self._r_cache = self.r0_train - self.train_matvec(self.coefficients)
+            return self._r_cache
         return self.r0_train - self.train_matvec(c)
 
     def cross_apply(self, z: torch.Tensor, jac: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -245,8 +249,7 @@ class FrozenKernelFlow(nn.Module):
         raises FlowDivergedError and stays at its last good state. Returns the loss before
         the step.
         """
-        r = self._r_cache if self._r_cache is not None else self.real_metric_train()
-        loss, grad = self.loss_and_gradient(r)
+        loss, grad = self.loss_and_gradient(self.real_metric_train())
         c = self.coefficients + dt * grad
         r_new = self.real_metric_train(c)
         self.check(r_new, self.time.item() + dt)

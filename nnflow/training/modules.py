@@ -192,7 +192,7 @@ class FrozenFlowModule(MetricModule):
         super().on_validation_epoch_end()
         if not self.last_val_metrics:
             return
-        # σ on the training points costs nothing here (the flow keeps r on them): σ_train vs t
+        # σ on the training points: the flow keeps its metric there (no kernel work), σ_train vs t
         flow = self.model
         with torch.no_grad():
             g = real_to_hermitian(flow.real_metric_train())

@@ -35,7 +35,6 @@ from nnflow.training.modules import (
 )
 
 log = logging.getLogger("nnflow")
-DTYPES = PRECISIONS  # float64 | float32 | tf32
 
 
 def model_device(model: torch.nn.Module) -> torch.device:
@@ -47,8 +46,8 @@ def model_device(model: torch.nn.Module) -> torch.device:
 
 def validate_config(cfg: DictConfig) -> None:
     """Reject bad values before anything is sampled or trained (ValueError naming the key)."""
-    if cfg.dtype not in DTYPES:
-        raise ValueError(f"dtype={cfg.dtype!r}; choose from {sorted(DTYPES)}")
+    if cfg.dtype not in PRECISIONS:
+        raise ValueError(f"dtype={cfg.dtype!r}; choose from {sorted(PRECISIONS)}")
     if not cfg.kahler_t > 0:
         raise ValueError(f"kahler_t={cfg.kahler_t!r} must be positive")
     loss_power(cfg.loss.kind)
