@@ -94,6 +94,18 @@ def fit_slope(xs, ys) -> tuple[float, float]:
     return slope, my - slope * mx
 
 
+def slope_error(xs, ys) -> float:
+    """Standard error of the fit_slope slope from its residuals (nan with fewer than 3 points)."""
+    pts = [(math.log(x), math.log(y)) for x, y in zip(xs, ys) if x and y and x > 0 and y > 0 and math.isfinite(y)]
+    slope, icpt = fit_slope(xs, ys)
+    if len(pts) < 3 or not math.isfinite(slope):
+        return math.nan
+    mx = sum(p[0] for p in pts) / len(pts)
+    sxx = sum((p[0] - mx) ** 2 for p in pts)
+    rss = sum((p[1] - icpt - slope * p[0]) ** 2 for p in pts)
+    return math.sqrt(rss / (len(pts) - 2) / sxx)
+
+
 def by_width(records: list[dict], arm: str, key: str) -> list[tuple[int, float, float, int]]:
     """(width, mean, standard error over seeds, count) of ``key`` for one arm, by width."""
     groups = defaultdict(list)
@@ -119,16 +131,20 @@ def summarize(records: list[dict]) -> dict:
     frozen_sigma = sum(frozen) / len(frozen) if frozen else math.nan
     # how fast the finite network's σ approaches the frozen flow's
     gap = [(w, abs(m - frozen_sigma)) for w, m, _, _ in finite_sigma]
-    return {
+    stats = {
         "finite_sigma": finite_sigma,
         "linearized_sigma": linear_sigma,
         "frozen_sigma": frozen_sigma,
         "kernel_dist0": dist,
         "kernel_change": change,
-        "slope_kernel_dist0": fit_slope([w for w, *_ in dist], [m for _, m, *_ in dist])[0],
-        "slope_kernel_change": fit_slope([w for w, *_ in change], [m for _, m, *_ in change])[0],
-        "slope_sigma_gap": fit_slope([w for w, _ in gap], [g for _, g in gap])[0],
     }
+    for name, rows in (("kernel_dist0", [(w, m) for w, m, *_ in dist]),
+                       ("kernel_change", [(w, m) for w, m, *_ in change]),
+                       ("sigma_gap", gap)):
+        xs, ys = [w for w, _ in rows], [v for _, v in rows]
+        stats[f"slope_{name}"] = fit_slope(xs, ys)[0]
+        stats[f"slope_{name}_err"] = slope_error(xs, ys)
+    return stats
 
 
 def _plt():
@@ -227,17 +243,22 @@ def _fmt(x: float, digits: int = 4) -> str:
     return "—" if x is None or not math.isfinite(x) else f"{x:.{digits}g}"
 
 
+def _pm(err) -> str:
+    """' (± e)' for a finite standard error, else nothing."""
+    return f" (± {err:.2g})" if err is not None and math.isfinite(err) else ""
+
+
 def conclusions(stats: dict) -> list[str]:
     """Statements in words, each derived from the numbers (no fixed verdicts)."""
     out = []
     s = stats["slope_kernel_dist0"]
     if math.isfinite(s):
         verdict = "consistent with" if -0.7 <= s <= -0.3 else "not consistent with"
-        out.append(f"The empirical metric-NTK at initialization approaches the analytic kernel Θ̄ as N^{s:.2f}, {verdict} the Monte Carlo rate N^(−1/2).")
+        out.append(f"The empirical metric-NTK at initialization approaches the analytic kernel Θ̄ as N^{s:.2f}{_pm(stats.get('slope_kernel_dist0_err'))}, {verdict} the Monte Carlo rate N^(−1/2).")
     s = stats["slope_kernel_change"]
     if math.isfinite(s):
         trend = "shrinks" if s < 0 else "grows"
-        out.append(f"The relative change of the kernel during training {trend} with width as N^{s:.2f}: " + (
+        out.append(f"The relative change of the kernel during training {trend} with width as N^{s:.2f}{_pm(stats.get('slope_kernel_change_err'))}: " + (
             "wider networks are closer to the frozen-kernel (lazy) regime." if s < 0 else "wider networks move their kernel more, unlike the lazy regime."))
     fs = stats["frozen_sigma"]
     fin = stats["finite_sigma"]
@@ -252,9 +273,15 @@ def conclusions(stats: dict) -> list[str]:
             out.append(f"A finite network reaches the lower σ: {best_s / fs:.2f}× the frozen flow's.")
         else:
             out.append(f"The frozen flow reaches the lower σ: finite networks are at best {best_s / fs:.2f}× its σ.")
-        gap = stats["slope_sigma_gap"]
+        gap, err = stats["slope_sigma_gap"], stats.get("slope_sigma_gap_err", math.nan)
         if math.isfinite(gap):
-            out.append(f"|σ_N − σ_∞| changes with width as N^{gap:.2f}" + (" (finite networks approach the frozen flow)." if gap < 0 else " (no approach to the frozen flow over these widths)."))
+            if math.isfinite(err) and abs(gap) < 2 * err:
+                trend = " (within two standard errors of zero: no clear trend over these widths and seeds)."
+            elif gap < 0:
+                trend = " (finite networks approach the frozen flow)."
+            else:
+                trend = " (no approach to the frozen flow over these widths)."
+            out.append(f"|σ_N − σ_∞| changes with width as N^{gap:.2f}{_pm(err)}" + trend)
     lin = stats["linearized_sigma"]
     if lin and fin:
         diffs = [abs(a[1] - b[1]) / b[1] for a, b in zip(lin, fin) if a[0] == b[0] and b[1] > 0]
@@ -281,10 +308,11 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None) -> Pa
         lm, le = lin.get(w, (math.nan, math.nan))
         lines.append(f"| {w} | {_fmt(m)} | {_fmt(e, 2)} | {_fmt(lm)} | {_fmt(le, 2)} | {_fmt(dist.get(w, math.nan))} | {_fmt(change.get(w, math.nan))} |")
     lines += ["", f"Frozen-NTK flow (N = ∞): σ_test = {_fmt(stats['frozen_sigma'])}.", ""]
-    lines += ["## Fitted slopes (log-log)", "",
-              f"- kernel distance to Θ̄ at initialization: {_fmt(stats['slope_kernel_dist0'], 3)}",
-              f"- relative kernel change during training: {_fmt(stats['slope_kernel_change'], 3)}",
-              f"- |σ_N − σ_∞|: {_fmt(stats['slope_sigma_gap'], 3)}", ""]
+    lines += ["## Fitted slopes (log-log, over the per-width means; ± the standard error of the fit)", ""]
+    for key, what in (("kernel_dist0", "kernel distance to Θ̄ at initialization"),
+                      ("kernel_change", "relative kernel change during training"), ("sigma_gap", "|σ_N − σ_∞|")):
+        lines.append(f"- {what}: {_fmt(stats['slope_' + key], 3)}{_pm(stats['slope_' + key + '_err'])}")
+    lines.append("")
     lines += ["## Figures", ""] + [f"![{f}]({f}.png)" for f in figures] + [""]
     path = out_dir / "report.md"
     path.write_text("\n".join(lines))

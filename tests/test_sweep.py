@@ -47,3 +47,20 @@ def test_report_of_an_empty_directory_is_a_clear_error(tmp_path):
     rep = subprocess.run([os.path.join(BIN, "nnflow-report"), str(tmp_path)], capture_output=True, text=True)
     assert rep.returncode == 2
     assert "no run summaries" in rep.stderr
+
+
+def test_slope_error_matches_least_squares_covariance():
+    import numpy as np
+
+    from nnflow.report import fit_slope, slope_error
+
+    widths = [64, 256, 1024, 4096]
+    exact = [3.0 * w**-0.5 for w in widths]
+    assert abs(fit_slope(widths, exact)[0] + 0.5) < 1e-12 and slope_error(widths, exact) < 1e-12
+    noisy = [y * f for y, f in zip(exact, (1.1, 0.93, 1.04, 0.97))]
+    coef, cov = np.polyfit(np.log(widths), np.log(noisy), 1, cov="unscaled")
+    resid = np.log(noisy) - np.polyval(coef, np.log(widths))
+    se = math.sqrt(cov[0, 0] * (resid @ resid) / (len(widths) - 2))
+    assert abs(fit_slope(widths, noisy)[0] - coef[0]) < 1e-12
+    assert abs(slope_error(widths, noisy) - se) < 1e-12
+    assert math.isnan(slope_error(widths[:2], noisy[:2]))  # two points: no residual left
