@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
@@ -39,3 +40,12 @@ class PoisonedPotential(torch.nn.Module):
             if self.calls > self.healthy_calls:
                 return g * torch.nan
         return g
+
+
+@pytest.fixture(autouse=True)
+def one_thread_only():
+    """Autouse where imported: run the module's tests on one torch thread, then restore."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

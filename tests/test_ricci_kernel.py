@@ -27,15 +27,10 @@ from nnflow.flows.ricci_reference import metric_distance, mode_amplitude, ricci_
 from nnflow.geometry.torus import FourierMetric, TorusGrid, metric_jets
 from nnflow.models.torus import ProductCosNet, ProductGaussNet, TorusMetricNet, periodic_features
 
+from .helpers import one_thread_only  # noqa: F401  (autouse: these solvers run best on one thread)
+
 TWO_PI = 2 * math.pi
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 # ---------------------------------------------------------------------- networks and kernels

@@ -20,15 +20,10 @@ from nnflow.flows.ricci_reference import (
 )
 from nnflow.geometry.torus import FourierMetric, TorusGrid, volume_density
 
+from .helpers import one_thread_only  # noqa: F401  (autouse: these solvers run best on one thread)
+
 TWO_PI = 2 * math.pi
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 # ---------------------------------------------------------------------- the integrator
