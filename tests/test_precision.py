@@ -106,7 +106,7 @@ def test_frozen_flow_matches_float64(device, precision, point_cache):
 def test_tf32_is_a_real_option_on_cuda():
     """TF32 changes float32 CUDA matmuls (else the tf32 tolerance above would test nothing)."""
     gen = torch.Generator().manual_seed(0)
-    a, b = (torch.randn(512, 512, generator=gen) for _ in range(2))
+    a, b = (torch.randn(512, 512, generator=gen, dtype=torch.float32) for _ in range(2))  # not the float64 default
     exact = a.double() @ b.double()
     set_precision("float32")
     full = (a.cuda() @ b.cuda()).cpu()

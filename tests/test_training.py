@@ -22,6 +22,8 @@ def test_every_preset_composes_and_fast_dev_runs(preset, tmp_path):
     summary, _ = train(cfg, tmp_path / "run")
     assert summary["status"] == "completed"
     assert summary["steps"] == 1
+    if preset.endswith("_gpu") and torch.cuda.is_available():  # tested on the card it trained on
+        assert summary["device"] == torch.cuda.get_device_name()
     if summary["arm"] == "frozen":  # no network: the state is the flow's coefficient field
         assert summary["n_params"] == 0 and summary["flow_time"] > 0
     else:
@@ -135,3 +137,46 @@ def test_cluster_and_search_configs_compose(tmp_path):
         cfg = compose("train", overrides=["hparams_search=lr_optuna", "experiment=cubic_mlp"], return_hydra_config=True)
         assert "optuna" in cfg.hydra.sweeper._target_.lower()
         assert "optim.optimizer.lr" in cfg.hydra.sweeper.params
+
+
+def test_cosine_schedule_decays_over_the_wall_clock_budget():
+    from nnflow.training.modules import cosine_schedule
+
+    clock = {"t": 0.0}
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = cosine_schedule(opt, total_steps=10**9, warmup_steps=2, min_ratio=0.01, budget_s=100.0,
+                            elapsed_s=lambda: clock["t"])
+    lrs = []
+    for t in (0.0, 0.0, 25.0, 50.0, 100.0, 400.0):  # steps 1..6 at these elapsed times
+        clock["t"] = t
+        opt.step()
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    # after warm-up the step count is negligible against 10^9: progress is the time fraction
+    expected = [0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t / 100.0))) for t in (0.0, 25.0, 50.0, 100.0, 400.0)]
+    assert lrs[1:] == pytest.approx(expected, rel=1e-6)
+    # without a budget, the same steps keep the rate near 1
+    plain = cosine_schedule(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0), total_steps=10**9)
+    assert plain.get_last_lr()[0] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="budget_s"):
+        cosine_schedule(opt, total_steps=10, budget_s=10.0)
+    with pytest.raises(ValueError, match="positive"):
+        cosine_schedule(opt, total_steps=10, budget_s=0.0, elapsed_s=lambda: 0.0)
+
+
+def test_max_time_run_stops_on_time_with_the_rate_decayed(tmp_path):
+    # trainer.max_time with (practically) unlimited epochs: the cosine decay follows the clock
+    cfg = compose_train("experiment=cubic_mlp", *FAST_TRAIN, "logger=csv", "trainer.max_epochs=100000",
+                        "trainer.max_time=00:00:00:03", "optim.scheduler.warmup_steps=0",
+                        "trainer.check_val_every_n_epoch=100000", tmp_path=tmp_path)
+    summary, objects = train(cfg, tmp_path / "run")
+    rows = read_metrics(tmp_path / "run" / "metrics.csv")
+    # stopped between validations: the final state is validated, so the record ends where training did
+    assert [int(r["step"]) for r in rows] == [0, summary["steps"]]
+    assert math.isfinite(summary["sigma_val"]) and summary["sigma_val"] == pytest.approx(float(rows[-1]["val_sigma"]))
+    assert summary["status"] == "completed"
+    assert 0 < summary["epochs"] < 100000 and summary["steps"] > 4  # stopped by the clock, after some steps
+    lr0 = cfg.optim.optimizer.lr
+    lr_end = objects["trainer"].optimizers[0].param_groups[0]["lr"]
+    assert lr_end < 0.05 * lr0  # min_ratio 0.01 at the budget; step-based progress would still be ≈ 0
+    assert math.isfinite(summary["sigma_test"])

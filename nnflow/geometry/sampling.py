@@ -45,7 +45,9 @@ def line_roots(surface: Hypersurface, a: torch.Tensor, b: torch.Tensor) -> torch
     companion = torch.zeros(a.shape[0], d, d, dtype=a.dtype, device=a.device)
     companion[:, 1:, :-1] = torch.eye(d - 1, dtype=a.dtype, device=a.device)
     companion[:, :, -1] = -monic
-    t = torch.linalg.eigvals(companion)
+    # on the CPU: CUDA's general eigensolver (MAGMA) works one matrix at a time, and 10^5 points
+    # took over 40 s on an H100 (bench/README.md); LAPACK does the tiny d×d batch in milliseconds
+    t = torch.linalg.eigvals(companion.cpu()).to(a.device)
     for _ in range(NEWTON_STEPS):
         z = a[:, None, :] + t[..., None] * b[:, None, :]
         dq = (surface.gradient(z) * b[:, None, :]).sum(-1)

@@ -8,11 +8,13 @@ definite; ``evaluate_points`` gives the same measures on any PointSet (the test 
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import Timer
 
 from nnflow.flows.losses import data_parallel_loss, loss_power
 from nnflow.geometry.linalg import hermitian_det
@@ -20,18 +22,41 @@ from nnflow.geometry.measures import sigma_measure, volume
 from nnflow.geometry.pointset import PointSet
 from nnflow.kernels.components import real_to_hermitian
 
+log = logging.getLogger("nnflow")
+
 
 class TrainingDivergedError(RuntimeError):
     """Training produced NaN/inf or a metric that is not positive definite."""
 
 
-def cosine_schedule(optimizer, total_steps: int, warmup_steps: int = 0, min_ratio: float = 0.01):
-    """LambdaLR: linear warm-up, then cosine decay from 1 to ``min_ratio`` over total_steps."""
+def cosine_schedule(
+    optimizer,
+    total_steps: int,
+    warmup_steps: int = 0,
+    min_ratio: float = 0.01,
+    budget_s: float | None = None,
+    elapsed_s: Callable[[], float] | None = None,
+):
+    """LambdaLR: linear warm-up, then cosine decay from 1 to ``min_ratio``.
+
+    Progress is ``(step − warmup)/(total_steps − warmup)``, or, for a run with a wall-clock
+    budget (``trainer.max_time``), the larger of that and ``elapsed_s()/budget_s``: the rate
+    reaches ``min_ratio`` when the time is up even though the step count is not known ahead.
+    ``elapsed_s`` should survive a resume (Lightning's Timer does), so the decay continues
+    where it stopped.
+    """
+    if (budget_s is None) != (elapsed_s is None):
+        raise ValueError("cosine_schedule needs both budget_s and elapsed_s, or neither")
+    if budget_s is not None and not budget_s > 0:
+        raise ValueError(f"budget_s={budget_s!r} must be positive")
 
     def factor(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / warmup_steps
-        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        if budget_s is not None:
+            progress = max(progress, elapsed_s() / budget_s)
+        progress = min(1.0, progress)
         return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
@@ -87,8 +112,13 @@ class MetricModule(L.LightningModule):
         self.stop_on_nonpositive = stop_on_nonpositive
         self._val_dets: list[torch.Tensor] = []
         self._val_positive: list[torch.Tensor] = []
-        self._train_losses: list[float] = []
+        self._train_losses: list[torch.Tensor] = []  # detached: no host sync per step
         self.last_val_metrics: dict[str, float] = {}
+        self.last_val_step: int | None = None  # global step of the last full validation
+        self.fit_start_step = 0  # global step when fit started (after a restored checkpoint)
+
+    def on_train_start(self) -> None:
+        self.fit_start_step = self.trainer.global_step
 
     # ------------------------------------------------------------------ steps
     def batch_loss(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -99,18 +129,21 @@ class MetricModule(L.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss, det_g = self.batch_loss(batch)
-        if not torch.isfinite(loss):
+        # one host sync per step (on a GPU each one stalls the launch queue): a flag for both checks
+        nonpositive = (det_g <= 0).any() if self.stop_on_nonpositive else torch.zeros((), dtype=torch.bool)
+        bad = (~torch.isfinite(loss)) | nonpositive.to(loss.device)
+        if bad.item():
+            if not torch.isfinite(loss):
+                raise TrainingDivergedError(
+                    f"loss is {loss.item()} at step {self.global_step}; the last good checkpoint is kept"
+                )
+            n_bad = int((det_g <= 0).sum())
             raise TrainingDivergedError(
-                f"loss is {loss.item()} at step {self.global_step}; the last good checkpoint is kept"
-            )
-        if self.stop_on_nonpositive and not (det_g > 0).all():
-            bad = int((det_g <= 0).sum())
-            raise TrainingDivergedError(
-                f"metric not positive definite at {bad} of {det_g.numel()} training points at step "
+                f"metric not positive definite at {n_bad} of {det_g.numel()} training points at step "
                 f"{self.global_step} (min det g = {det_g.min().item():.3e}); lower the learning rate "
                 "or the output scale. The last good checkpoint is kept"
             )
-        self._train_losses.append(loss.item())
+        self._train_losses.append(loss.detach())
         self.log("train_loss", loss, prog_bar=True, batch_size=det_g.numel())
         return loss
 
@@ -133,9 +166,10 @@ class MetricModule(L.LightningModule):
         else:
             metrics.update(val_sigma=math.nan, val_sigma_err=math.nan, val_volume=math.nan)
         if self._train_losses:
-            metrics["train_loss_epoch"] = sum(self._train_losses) / len(self._train_losses)
+            metrics["train_loss_epoch"] = torch.stack(self._train_losses).mean().item()
             self._train_losses = []
         self.last_val_metrics = dict(metrics)
+        self.last_val_step = self.trainer.global_step
         self.log("val_sigma", metrics.pop("val_sigma"), prog_bar=True)
         self.log_dict(metrics)
 
@@ -144,8 +178,18 @@ class MetricModule(L.LightningModule):
         optimizer = self.optimizer_factory(self.model.parameters())
         if self.scheduler_factory is None:
             return optimizer
-        total = int(self.trainer.estimated_stepping_batches)
-        scheduler = self.scheduler_factory(optimizer, total_steps=total)
+        total = self.trainer.estimated_stepping_batches
+        timer = next((c for c in self.trainer.callbacks if isinstance(c, Timer)), None)
+        budget = {}
+        if timer is not None and timer._duration is not None:  # trainer.max_time: decay over the time
+            if self.trainer.world_size > 1:
+                # each rank's clock differs, so a time-based rate would differ between replicas
+                log.warning("trainer.max_time with %d processes: the learning rate decays over steps only",
+                            self.trainer.world_size)
+            else:
+                budget = {"budget_s": float(timer._duration), "elapsed_s": lambda: timer.time_elapsed("train")}
+        total = int(total) if math.isfinite(total) else 2**62
+        scheduler = self.scheduler_factory(optimizer, total_steps=total, **budget)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
@@ -182,7 +226,7 @@ class FrozenFlowModule(MetricModule):
             raise TrainingDivergedError(f"{err}; the last good checkpoint is kept") from err
         if not math.isfinite(loss):
             raise TrainingDivergedError(f"loss is {loss} at step {self.global_step}; the last good checkpoint is kept")
-        self._train_losses.append(loss)
+        self._train_losses.append(torch.as_tensor(float(loss)))
         self.log("train_loss", loss, prog_bar=True, batch_size=1)
         self.log("flow_time", self.model.time.item())
         # manual optimization: Lightning counts steps through the optimizer's step calls

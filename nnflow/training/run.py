@@ -8,7 +8,6 @@ from checkpoints/last.ckpt (``resume: auto``).
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import math
@@ -35,13 +34,6 @@ from nnflow.training.modules import (
 )
 
 log = logging.getLogger("nnflow")
-
-
-def model_device(model: torch.nn.Module) -> torch.device:
-    """Device of a model's first parameter or buffer (flows have buffers only)."""
-    for t in itertools.chain(model.parameters(), model.buffers()):
-        return t.device
-    return torch.device("cpu")
 
 
 def validate_config(cfg: DictConfig) -> None:
@@ -247,10 +239,17 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
         if last.exists():  # evaluate the last good state, not the broken one
             state = torch.load(last, map_location="cpu", weights_only=False)["state_dict"]
             module.load_state_dict(state)
+    stale = module.last_val_step != trainer.global_step and trainer.global_step > module.fit_start_step
+    if status == "completed" and not trainer.fast_dev_run and stale:
+        # stopped between validations (trainer.max_time): validate the final state, so that
+        # metrics.csv, the plot and sigma_val end where training ended
+        trainer.validate(module, datamodule=data, verbose=False)
     train_seconds = time.perf_counter() - start
     if not trainer.is_global_zero:  # data-parallel ranks > 0: rank 0 tests and writes
         return {"status": status, "message": message, "rank": trainer.global_rank}, {"module": module}
-    device = model_device(module.model)
+    # Lightning's teardown moves the model back to the CPU: test where it trained
+    device = trainer.strategy.root_device
+    module.model.to(device)
     module.model.eval()
     test = evaluate_points(module.model, data.split("test").to(device), batch_size=int(cfg.test_batch_size))
     val_sigma = trainer.callback_metrics.get("val_sigma")
