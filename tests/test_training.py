@@ -180,3 +180,38 @@ def test_max_time_run_stops_on_time_with_the_rate_decayed(tmp_path):
     lr_end = objects["trainer"].optimizers[0].param_groups[0]["lr"]
     assert lr_end < 0.05 * lr0  # min_ratio 0.01 at the budget; step-based progress would still be ≈ 0
     assert math.isfinite(summary["sigma_test"])
+
+
+@pytest.mark.parametrize("init", ["centered", "random"])
+def test_reference_metric_route_equals_the_metric(init):
+    from nnflow.geometry import fermat_quintic, sample_points
+    from nnflow.models import build_potential
+
+    pts = sample_points(fermat_quintic(), 64, seed=2)
+    model = build_potential("mlp", n_coords=5, width=32, depth=2, init=init, seed=0)
+    with torch.no_grad():  # move off θ0, so that the centering term is not the network itself
+        for p in model.network.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    direct = model.metric(pts.z, pts.jac)
+    via = model.metric_with_reference(model.reference_metric(pts.z, pts.jac), pts.z, pts.jac)
+    assert torch.allclose(via, direct, rtol=0, atol=1e-13)
+    grads = [torch.autograd.grad(hermitian_loss(g), list(model.parameters())) for g in (direct, via)]
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-14)
+
+
+def hermitian_loss(g):
+    return (torch.linalg.det(g).real - 1).pow(2).mean()
+
+
+def test_training_with_the_cached_reference_equals_training_without(tmp_path):
+    # the wrapper has no reference_metric, so its run evaluates the full metric at every step
+    base = ["experiment=cubic_mlp", *FAST_TRAIN, "logger=csv", "trainer.max_epochs=2"]
+    cached, objects = train(compose_train(*base, tmp_path=tmp_path), tmp_path / "cached")
+    assert objects["module"]._reference is not None
+    assert objects["module"]._reference.shape == (512, 1, 1)
+    plain, _ = train(compose_train(*base, "model._target_=tests.helpers.PoisonedPotential",
+                                   "+model.healthy_calls=1000000", tmp_path=tmp_path), tmp_path / "plain")
+    assert cached["steps"] == plain["steps"] == 8
+    assert cached["sigma_test"] == pytest.approx(plain["sigma_test"], rel=1e-9)
+    assert cached["sigma_val"] == pytest.approx(plain["sigma_val"], rel=1e-9)

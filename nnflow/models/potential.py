@@ -92,6 +92,23 @@ class KahlerPotential(nn.Module):
             dd = dd - _jet_with_params(self.network, self._theta0(), jet).dd[..., 0]
         return self.output_scale * dd
 
+    @torch.no_grad()
+    def reference_metric(self, z: torch.Tensor, jac: torch.Tensor) -> torch.Tensor:
+        """The θ-independent part of the metric: g_FS − α∂∂̄f_θ0 ("centered") or g_FS.
+
+        (B, N+1), (B, n, N+1) → (B, n, n) complex. Training computes it once per training
+        point, which saves the θ0 jet at every step (a third of a step's work when centered).
+        """
+        g = pullback(jac, fs_metric(z, self.kahler_t))
+        if self.init == "centered":
+            g = g - self.output_scale * _jet_with_params(self.network, self._theta0(), self.features.jet(z, jac)).dd[..., 0]
+        return g
+
+    def metric_with_reference(self, reference: torch.Tensor, z: torch.Tensor, jac: torch.Tensor) -> torch.Tensor:
+        """The metric from a precomputed ``reference_metric``: reference + α∂∂̄f_θ, (B, n, n)."""
+        dd = self.network.jet(self.features.jet(z, jac)).dd[..., 0]
+        return reference + self.output_scale * dd
+
     def forward(self, z: torch.Tensor, jac: torch.Tensor) -> torch.Tensor:
         """Metric on X: g = J g_FS J^† + ∂∂̄φ, (B, N+1), (B, n, N+1) → (B, n, n) complex."""
         g_fs = pullback(jac, fs_metric(z, self.kahler_t))

@@ -54,7 +54,9 @@ class PointBatches(Dataset):
 
     def __getitem__(self, index) -> dict[str, torch.Tensor]:
         index = torch.as_tensor(index)
-        return {k: getattr(self.points, k)[index] for k in BATCH_KEYS}
+        batch = {k: getattr(self.points, k)[index] for k in BATCH_KEYS}
+        batch["index"] = index  # positions in the split (training looks up fixed per-point terms)
+        return batch
 
 
 def cache_path(cache_dir: str | Path, surface: Hypersurface, split: str, n: int, seed: int) -> Path:

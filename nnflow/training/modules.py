@@ -116,13 +116,33 @@ class MetricModule(L.LightningModule):
         self.last_val_metrics: dict[str, float] = {}
         self.last_val_step: int | None = None  # global step of the last full validation
         self.fit_start_step = 0  # global step when fit started (after a restored checkpoint)
+        self._reference: torch.Tensor | None = None  # model.reference_metric on the training points
 
     def on_train_start(self) -> None:
         self.fit_start_step = self.trainer.global_step
+        self._reference = None
+        if hasattr(self.model, "reference_metric") and self.trainer.datamodule is not None:
+            self._reference = self.training_reference()
+
+    @torch.no_grad()
+    def training_reference(self) -> torch.Tensor:
+        """``model.reference_metric`` on every training point, on the model's device: (N, n, n)."""
+        points = self.trainer.datamodule.split("train")
+        device = next(self.model.parameters()).device
+        step = self.trainer.datamodule.eval_batch_size
+        parts = []
+        for start in range(0, len(points), step):
+            z = points.z[start : start + step].to(device)
+            jac = points.jac[start : start + step].to(device)
+            parts.append(self.model.reference_metric(z, jac))
+        return torch.cat(parts)
 
     # ------------------------------------------------------------------ steps
     def batch_loss(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        g = self.model.metric(batch["z"], batch["jac"])
+        if self._reference is not None and "index" in batch:
+            g = self.model.metric_with_reference(self._reference[batch["index"]], batch["z"], batch["jac"])
+        else:
+            g = self.model.metric(batch["z"], batch["jac"])
         det_g = hermitian_det(g)
         # normalized over the global batch under data parallelism (flows/losses.py)
         return data_parallel_loss(det_g, batch["omega2"], batch["weights"], self.kappa, self.power), det_g
