@@ -9,6 +9,7 @@
 #
 #   bash bench/gpu_lease.sh                                      # on the GPU machine
 #   DEVICE=cpu TRAIN_TIME=00:00:00:20 DEADLINE_S=240 bash bench/gpu_lease.sh   # dry run here
+#   TRAIN_ARGS="data.batch_size=16384 optim.optimizer.lr=2e-2" bash bench/gpu_lease.sh   # other settings
 #
 # Needs torch, lightning, gpytorch, hydra-core and omegaconf importable (PYTHONPATH=. for nnflow).
 set -uo pipefail
@@ -37,7 +38,7 @@ TRAIN_DEVICE=(); [ "$DEVICE" = cpu ] && TRAIN_DEVICE=(trainer=cpu data.n_train=4
   start=$(date +%s)
   timeout $(( $(left) - 5 )) $PY -c "from nnflow.cli.train import main; main()" experiment=quintic_mlp_gpu logger=csv \
     dtype="$DTYPE" trainer.enable_progress_bar=false trainer.max_time="$TRAIN_TIME" hydra.run.dir=outputs/gpu_lease_quintic \
-    "${TRAIN_DEVICE[@]}" > "$OUT/train.log" 2>&1
+    "${TRAIN_DEVICE[@]}" ${TRAIN_ARGS:-} > "$OUT/train.log" 2>&1
   echo "exit $? after $(( $(date +%s) - start )) s (whole command: sampling, training, test)" >> "$OUT/train.log"
   cp outputs/gpu_lease_quintic/summary.json "$OUT/quintic_summary.json" 2>/dev/null
   cp outputs/gpu_lease_quintic/metrics.csv "$OUT/quintic_metrics.csv" 2>/dev/null

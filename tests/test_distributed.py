@@ -115,3 +115,29 @@ def test_ddp_training_on_two_cpu_processes(tmp_path):
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["status"] == "completed"
     assert summary["steps"] == 8  # 800 points / (2 ranks × 100) per epoch × 2 epochs
+
+
+def test_ddp_training_for_a_wall_clock_budget(tmp_path):
+    # max_time under DDP: rank 0's clock sets every replica's rate (a broadcast per step), the
+    # rate decays to its floor by the deadline, and the run ends with a final validation
+    cmd = [
+        os.path.join(os.path.dirname(sys.executable), "nnflow-train"), "experiment=cubic_mlp", "trainer=ddp",
+        "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_epochs=100000", "trainer.max_time=00:00:00:06",
+        "optim.scheduler.warmup_steps=0", "data.n_train=800", "data.n_val=200", "data.n_test=400",
+        "data.batch_size=100", "logger=csv", "trainer.enable_progress_bar=false",
+        f"data.cache_dir={tmp_path / 'data'}", f"hydra.run.dir={tmp_path / 'run'}",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import json
+
+    from nnflow.training.callbacks import read_metrics
+
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["status"] == "completed" and summary["steps"] > 8
+    rows = read_metrics(tmp_path / "run" / "metrics.csv")
+    assert int(rows[-1]["step"]) == summary["steps"]
+    from omegaconf import OmegaConf
+
+    lr0 = OmegaConf.load(tmp_path / "run" / "config.yaml").optim.optimizer.lr
+    assert float(rows[-1]["lr"]) < 0.05 * lr0  # step-based progress would still be ≈ 0

@@ -8,7 +8,6 @@ definite; ``evaluate_points`` gives the same measures on any PointSet (the test 
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Callable
 
@@ -21,8 +20,6 @@ from nnflow.geometry.linalg import hermitian_det
 from nnflow.geometry.measures import sigma_measure, volume
 from nnflow.geometry.pointset import PointSet
 from nnflow.kernels.components import real_to_hermitian
-
-log = logging.getLogger("nnflow")
 
 
 class TrainingDivergedError(RuntimeError):
@@ -203,11 +200,18 @@ class MetricModule(L.LightningModule):
         budget = {}
         if timer is not None and timer._duration is not None:  # trainer.max_time: decay over the time
             if self.trainer.world_size > 1:
-                # each rank's clock differs, so a time-based rate would differ between replicas
-                log.warning("trainer.max_time with %d processes: the learning rate decays over steps only",
-                            self.trainer.world_size)
+                # every replica must take the same rate, so rank 0's clock decides (one tiny
+                # broadcast per step; the scheduler steps on all ranks together)
+                strategy = self.trainer.strategy
+
+                def elapsed() -> float:
+                    return float(strategy.broadcast(timer.time_elapsed("train"), src=0))
             else:
-                budget = {"budget_s": float(timer._duration), "elapsed_s": lambda: timer.time_elapsed("train")}
+
+                def elapsed() -> float:
+                    return timer.time_elapsed("train")
+
+            budget = {"budget_s": float(timer._duration), "elapsed_s": elapsed}
         total = int(total) if math.isfinite(total) else 2**62
         scheduler = self.scheduler_factory(optimizer, total_steps=total, **budget)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
