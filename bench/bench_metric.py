@@ -68,24 +68,20 @@ def main() -> None:
         t_ours = best_of(lambda: model.metric(pts.z, pts.jac))
         t_base = best_of(lambda: baseline_metric(model, pts.z, pts.jac))
 
-    def step(fn):
-        model.zero_grad()
-        torch.linalg.det(fn(model, pts.z, pts.jac)).real.sum().backward()
-
-    def step_model(m, metric):
+    def step(m, metric):
         m.zero_grad()
         torch.linalg.det(metric()).real.sum().backward()
 
-    t_ours_train = best_of(lambda: step(lambda m, z, j: m.metric(z, j)))
-    t_base_train = best_of(lambda: step(baseline_metric))
+    t_ours_train = best_of(lambda: step(model, lambda: model.metric(pts.z, pts.jac)))
+    t_base_train = best_of(lambda: step(model, lambda: baseline_metric(model, pts.z, pts.jac)))
     # Training's default init, "centered" (g starts at g_FS), subtracts the network at θ0: a
     # second jet per step, unless the θ-independent part is cached per training point
     # (MetricModule does this: reference_metric once, metric_with_reference every step).
     centered = build_potential("mlp", n_coords=5, width=args.width, depth=args.depth, init="centered", seed=0)
     centered = centered.to(device=args.device, dtype=dtype)
     reference = centered.reference_metric(pts.z, pts.jac)
-    t_centered = best_of(lambda: step_model(centered, lambda: centered.metric(pts.z, pts.jac)))
-    t_cached = best_of(lambda: step_model(centered, lambda: centered.metric_with_reference(reference, pts.z, pts.jac)))
+    t_centered = best_of(lambda: step(centered, lambda: centered.metric(pts.z, pts.jac)))
+    t_cached = best_of(lambda: step(centered, lambda: centered.metric_with_reference(reference, pts.z, pts.jac)))
     result = {
         "bench": "metric",
         "device": args.device,

@@ -84,13 +84,20 @@ class KahlerPotential(nn.Module):
         """K(z) = K_FS + φ: (..., N+1) complex → (...) real (vmap- and torch.func-friendly)."""
         return fs_potential(z, self.kahler_t) + self.phi(z)
 
+    def _network_dd(self, jet: Jet) -> torch.Tensor:
+        """α∂∂̄f_θ from a feature jet: (B, n, n) complex."""
+        return self.output_scale * self.network.jet(jet).dd[..., 0]
+
+    def _theta0_dd(self, jet: Jet) -> torch.Tensor | float:
+        """α∂∂̄f_θ0 ("centered", no gradient) or 0: the part subtracted at initialization."""
+        if self.init != "centered":
+            return 0.0
+        return self.output_scale * _jet_with_params(self.network, self._theta0(), jet).dd[..., 0]
+
     def phi_metric(self, z: torch.Tensor, jac: torch.Tensor) -> torch.Tensor:
         """∂_a∂̄_b φ pulled back: (B, N+1), (B, n, N+1) → (B, n, n) complex."""
         jet = self.features.jet(z, jac)
-        dd = self.network.jet(jet).dd[..., 0]
-        if self.init == "centered":
-            dd = dd - _jet_with_params(self.network, self._theta0(), jet).dd[..., 0]
-        return self.output_scale * dd
+        return self._network_dd(jet) - self._theta0_dd(jet)
 
     @torch.no_grad()
     def reference_metric(self, z: torch.Tensor, jac: torch.Tensor) -> torch.Tensor:
@@ -99,15 +106,11 @@ class KahlerPotential(nn.Module):
         (B, N+1), (B, n, N+1) → (B, n, n) complex. Training computes it once per training
         point, which saves the θ0 jet at every step (a third of a step's work when centered).
         """
-        g = pullback(jac, fs_metric(z, self.kahler_t))
-        if self.init == "centered":
-            g = g - self.output_scale * _jet_with_params(self.network, self._theta0(), self.features.jet(z, jac)).dd[..., 0]
-        return g
+        return pullback(jac, fs_metric(z, self.kahler_t)) - self._theta0_dd(self.features.jet(z, jac))
 
     def metric_with_reference(self, reference: torch.Tensor, z: torch.Tensor, jac: torch.Tensor) -> torch.Tensor:
         """The metric from a precomputed ``reference_metric``: reference + α∂∂̄f_θ, (B, n, n)."""
-        dd = self.network.jet(self.features.jet(z, jac)).dd[..., 0]
-        return reference + self.output_scale * dd
+        return reference + self._network_dd(self.features.jet(z, jac))
 
     def forward(self, z: torch.Tensor, jac: torch.Tensor) -> torch.Tensor:
         """Metric on X: g = J g_FS J^† + ∂∂̄φ, (B, N+1), (B, n, N+1) → (B, n, n) complex."""

@@ -125,12 +125,11 @@ class MetricModule(L.LightningModule):
     def training_reference(self) -> torch.Tensor:
         """``model.reference_metric`` on every training point, on the model's device: (N, n, n)."""
         points = self.trainer.datamodule.split("train")
-        device = next(self.model.parameters()).device
         step = self.trainer.datamodule.eval_batch_size
         parts = []
         for start in range(0, len(points), step):
-            z = points.z[start : start + step].to(device)
-            jac = points.jac[start : start + step].to(device)
+            z = points.z[start : start + step].to(self.device)
+            jac = points.jac[start : start + step].to(self.device)
             parts.append(self.model.reference_metric(z, jac))
         return torch.cat(parts)
 
@@ -147,8 +146,9 @@ class MetricModule(L.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss, det_g = self.batch_loss(batch)
         # one host sync per step (on a GPU each one stalls the launch queue): a flag for both checks
-        nonpositive = (det_g <= 0).any() if self.stop_on_nonpositive else torch.zeros((), dtype=torch.bool)
-        bad = (~torch.isfinite(loss)) | nonpositive.to(loss.device)
+        bad = ~torch.isfinite(loss)
+        if self.stop_on_nonpositive:
+            bad = bad | (det_g <= 0).any()
         if bad.item():
             if not torch.isfinite(loss):
                 raise TrainingDivergedError(
