@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # One short GPU lease (about 9 min on one H100) in a single command:
+#   0. the training-step routes (bench_step.py: direct, cached, packed, compiled with CUDA graphs);
 #   1. the quintic GPU target (issue 3): nnflow-train experiment=quintic_mlp_gpu with a
 #      $TRAIN_TIME training budget, in the background;
 #   2. meanwhile, the CUDA tests (CPU/CUDA agreement, float32/TF32 against float64, GPU presets);
@@ -17,7 +18,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 DEVICE=${DEVICE:-cuda}
 OUT=${OUT:-bench/results/gpu}
-TRAIN_TIME=${TRAIN_TIME:-00:00:06:30}
+TRAIN_TIME=${TRAIN_TIME:-00:00:05:45}
 DTYPE=${DTYPE:-float32}
 DEADLINE=$(( $(date +%s) + ${DEADLINE_S:-560} ))
 mkdir -p "$OUT" "$OUT/bench"
@@ -31,6 +32,11 @@ capped() { local cap=$1; shift; local t; t=$(left); [ "$t" -gt "$cap" ] && t=$ca
   $PY -c "import torch, lightning; print('torch', torch.__version__, '| lightning', lightning.__version__, '| cuda', torch.cuda.is_available())"
   nproc; } > "$OUT/machine.txt" 2>&1
 cat "$OUT/machine.txt"
+
+# 0. the training step by route (the compiled one is what the preset trains with)
+capped 100 $PY bench/bench_step.py --device "$DEVICE" --batch 4096 --steps 20 --dtype "$DTYPE" --out "$OUT/bench/step_$DTYPE.json" \
+  > "$OUT/step.log" 2>&1
+cat "$OUT/step.log" | grep -v Warning | tail -8
 
 # 1. the quintic target, in the background
 TRAIN_DEVICE=(); [ "$DEVICE" = cpu ] && TRAIN_DEVICE=(trainer=cpu data.n_train=4096 data.n_test=4096)
@@ -46,7 +52,7 @@ TRAIN_DEVICE=(); [ "$DEVICE" = cpu ] && TRAIN_DEVICE=(trainer=cpu data.n_train=4
 TRAIN_PID=$!
 
 # 2. the CUDA tests, next to the training (few threads: the training's launch thread keeps a core)
-OMP_NUM_THREADS=4 capped 240 $PY -m pytest -q -p no:cacheprovider -k "cuda or gpu or precision or float32 or tf32" \
+OMP_NUM_THREADS=4 capped 240 $PY -m pytest -q -p no:cacheprovider -k "cuda or gpu or precision or float32 or tf32 or compile or packed or routes" \
   tests/test_kernels_gpu.py tests/test_precision.py tests/test_flows.py tests/test_sampling.py tests/test_training.py \
   > "$OUT/tests.log" 2>&1
 tail -3 "$OUT/tests.log"

@@ -34,6 +34,11 @@ def rows(directory: Path) -> list[tuple[str, str, str]]:
                 out.append((f"training step (metric + det + backward), width {width}, depth {m['depth']}, "
                             f"batch {m['batch']}, {dt}", f"{step * 1e3:.1f} ms",
                             f"{m['train_step_speedup']:.1f}× vmap(hessian)"))
+    for dt in ("float64", "float32", "tf32"):
+        st = load(directory, f"step_{dt}.json")
+        for route, r in (st or {}).get("routes", {}).items():
+            out.append((f"training step by route: {route}, {st['depth']}×{st['width']}, batch {st['batch']}, {dt}",
+                        f"{r['ms_per_step']:.2f} ms", f"{r['speedup_vs_direct']:.2f}× direct"))
     k = load(directory, "kernels.json")
     if k:
         for r in k["results"]:

@@ -93,6 +93,7 @@ def test_nan_stops_with_message_and_keeps_last_good_checkpoint(tmp_path):
         ("dtype=float16", "dtype"),
         ("loss.kind=mse", "unknown loss"),
         ("data.n_train=0", "n_train"),
+        ("compile=fast", "compile"),
     ],
 )
 def test_bad_config_fails_before_training(override, message, tmp_path):
@@ -204,14 +205,63 @@ def hermitian_loss(g):
     return (torch.linalg.det(g).real - 1).pow(2).mean()
 
 
-def test_training_with_the_cached_reference_equals_training_without(tmp_path):
-    # the wrapper has no reference_metric, so its run evaluates the full metric at every step
+def test_training_routes_end_where_the_direct_metric_ends(tmp_path, monkeypatch):
+    # three routes of one run: packed (the MLP's default: cached feature jets and reference, real
+    # arithmetic), the cached complex reference (packed cache disallowed), and the direct metric at
+    # every step (the wrapper has neither reference_metric nor a packed route)
+    from nnflow.training import modules
+
     base = ["experiment=cubic_mlp", *FAST_TRAIN, "logger=csv", "trainer.max_epochs=2"]
-    cached, objects = train(compose_train(*base, tmp_path=tmp_path), tmp_path / "cached")
-    assert objects["module"]._reference is not None
-    assert objects["module"]._reference.shape == (512, 1, 1)
+    packed, objects = train(compose_train(*base, tmp_path=tmp_path), tmp_path / "packed")
+    module = objects["module"]
+    assert module._reference is None and module._packed[0].shape == (512, 1)
+    assert module._packed[1].shape == (512, 1 + 2 + 1, module.model.features.dim)
+    with monkeypatch.context() as m:
+        m.setattr(modules, "PACKED_CACHE_BYTES", 0)
+        cached, objects = train(compose_train(*base, tmp_path=tmp_path), tmp_path / "cached")
+    assert objects["module"]._packed is None and objects["module"]._reference.shape == (512, 1, 1)
     plain, _ = train(compose_train(*base, "model._target_=tests.helpers.PoisonedPotential",
                                    "+model.healthy_calls=1000000", tmp_path=tmp_path), tmp_path / "plain")
-    assert cached["steps"] == plain["steps"] == 8
-    assert cached["sigma_test"] == pytest.approx(plain["sigma_test"], rel=1e-9)
-    assert cached["sigma_val"] == pytest.approx(plain["sigma_val"], rel=1e-9)
+    assert packed["steps"] == cached["steps"] == plain["steps"] == 8
+    for run in (packed, cached):
+        assert run["sigma_test"] == pytest.approx(plain["sigma_test"], rel=1e-9)
+        assert run["sigma_val"] == pytest.approx(plain["sigma_val"], rel=1e-9)
+
+
+@pytest.mark.parametrize("init", ["centered", "random"])
+def test_packed_metric_equals_the_metric(init):
+    from nnflow.geometry import fermat_quintic, sample_points
+    from nnflow.geometry.linalg import hermitian_det, packed_hermitian_det, unpack_hermitian
+    from nnflow.models import build_potential
+
+    pts = sample_points(fermat_quintic(), 64, seed=2)
+    model = build_potential("mlp", n_coords=5, width=32, depth=2, init=init, seed=0)
+    with torch.no_grad():
+        for p in model.network.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    direct = model.metric(pts.z, pts.jac)
+    packed = model.packed_metric(model.packed_reference_metric(pts.z, pts.jac), model.packed_feature_jet(pts.z, pts.jac))
+    assert torch.allclose(unpack_hermitian(packed, 3), direct, rtol=0, atol=1e-13)
+    dets = (hermitian_det(direct), packed_hermitian_det(packed, 3))
+    grads = [torch.autograd.grad((d - 1).pow(2).mean(), list(model.parameters())) for d in dets]
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-14)
+
+
+def test_compiled_training_matches_eager(tmp_path):
+    # torch.compile of the packed route (CUDA graphs too where a GPU is present) must train the
+    # same network: same steps, σ to round-off of the fused kernels
+    device = ["trainer=gpu", "compile=reduce-overhead"] if torch.cuda.is_available() else ["compile=default"]
+    base = ["experiment=cubic_mlp", *FAST_TRAIN, "logger=csv", "trainer.max_epochs=2", "data.drop_last=true"]
+    eager, _ = train(compose_train(*base, *device[:1], tmp_path=tmp_path), tmp_path / "eager")
+    compiled, objects = train(compose_train(*base, *device, tmp_path=tmp_path), tmp_path / "compiled")
+    assert objects["module"].compile_mode == device[-1].split("=")[1]
+    assert compiled["steps"] == eager["steps"] == 8
+    assert compiled["sigma_test"] == pytest.approx(eager["sigma_test"], rel=1e-7)
+    assert compiled["sigma_val"] == pytest.approx(eager["sigma_val"], rel=1e-7)
+
+
+def test_compile_needs_a_packed_network(tmp_path):
+    cfg = compose_train("experiment=quintic_cosnet", *FAST_TRAIN, "logger=csv", "compile=default", tmp_path=tmp_path)
+    with pytest.raises(ValueError, match="packed jets"):
+        train(cfg, tmp_path / "run")

@@ -244,14 +244,21 @@ class MLP(nn.Module):
 
     def jet(self, jet: Jet) -> Jet:
         """Propagate a feature jet (B, n, d) to the output jet (B, n, 1)."""
-        act = ACTIVATIONS[self.activation]
         n = jet.d.shape[1]
-        T = pack_jet(jet)
+        return unpack_jet(self.jet_packed(pack_jet(jet), n), n)
+
+    def jet_packed(self, T: torch.Tensor, n: int) -> torch.Tensor:
+        """The jet on packed real tensors: (B, 1 + 2n + n², d) → (B, 1 + 2n + n², 1).
+
+        All real and free of data-dependent shapes, so torch.compile can fuse a layer's
+        elementwise work into a few kernels (training's ``compile`` option).
+        """
+        act = ACTIVATIONS[self.activation]
         for layer, (w, b) in enumerate(zip(self.weights, self.biases)):
             T = _linear_packed(T, w * self._w_scale[layer], b * self._b_scale[layer])
             if layer < self.depth:
                 T = _activation_packed(T, n, act)
-        return unpack_jet(T, n)
+        return T
 
 
 class CosNet(nn.Module):

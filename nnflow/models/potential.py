@@ -14,12 +14,16 @@ jet propagated through the network (networks.py): no input Hessian is formed.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.func import functional_call
 
 from nnflow.geometry.fubini_study import fs_metric, fs_potential, pullback
+from nnflow.geometry.linalg import pack_hermitian
 from nnflow.models.features import Jet, ProjectiveFeatures
+from nnflow.models.networks import pack_jet
 
 INITS = ("centered", "random", "zero_last")
 
@@ -111,6 +115,40 @@ class KahlerPotential(nn.Module):
     def metric_with_reference(self, reference: torch.Tensor, z: torch.Tensor, jac: torch.Tensor) -> torch.Tensor:
         """The metric from a precomputed ``reference_metric``: reference + α∂∂̄f_θ, (B, n, n)."""
         return reference + self._network_dd(self.features.jet(z, jac))
+
+    # ------------------------------------------------------------ packed route (training)
+    @property
+    def supports_packed(self) -> bool:
+        """Whether the network propagates packed real jets (``jet_packed``; the MLP does)."""
+        return hasattr(self.network, "jet_packed")
+
+    @torch.no_grad()
+    def packed_feature_jet(self, z: torch.Tensor, jac: torch.Tensor) -> torch.Tensor:
+        """The feature jet packed into one real tensor: (B, N+1), (B, n, N+1) → (B, 1 + 2n + n², d).
+
+        θ-independent, so training computes it once per training point.
+        """
+        return pack_jet(self.features.jet(z, jac))
+
+    @torch.no_grad()
+    def packed_reference_metric(self, z: torch.Tensor, jac: torch.Tensor) -> torch.Tensor:
+        """``reference_metric`` packed (linalg.pack_hermitian): (B, n²) real."""
+        return pack_hermitian(self.reference_metric(z, jac))
+
+    def packed_metric(self, reference: torch.Tensor, feature_jet: torch.Tensor) -> torch.Tensor:
+        """g = reference + α∂∂̄f_θ in packed real form, from cached θ-independent parts.
+
+        Args:
+            reference: (B, n²) real, ``packed_reference_metric``.
+            feature_jet: (B, 1 + 2n + n², d) real, ``packed_feature_jet``.
+        Returns:
+            (B, n²) real: g packed as linalg.pack_hermitian (its determinant is
+            linalg.packed_hermitian_det). Real tensors only, for torch.compile.
+        """
+        n2 = reference.shape[-1]
+        n = math.isqrt(n2)
+        out = self.network.jet_packed(feature_jet, n)  # (B, 1 + 2n + n², 1)
+        return reference + self.output_scale * out[:, 1 + 2 * n :, 0]
 
     def forward(self, z: torch.Tensor, jac: torch.Tensor) -> torch.Tensor:
         """Metric on X: g = J g_FS J^† + ∂∂̄φ, (B, N+1), (B, n, N+1) → (B, n, n) complex."""

@@ -86,6 +86,8 @@ class PointDataModule(L.LightningDataModule):
         seed: base seed of the three splits.
         cache_dir: where PointSets are cached.
         dtype: torch.float64 or torch.float32 (complex128 / complex64 points).
+        drop_last: drop each training epoch's last, smaller batch (every step has the same
+            shape, so a compiled step is compiled once).
     """
 
     def __init__(
@@ -99,6 +101,7 @@ class PointDataModule(L.LightningDataModule):
         cache_dir: str | Path = "data",
         dtype: torch.dtype = torch.float64,
         eval_batch_size: int = 8192,
+        drop_last: bool = False,
     ):
         super().__init__()
         for name, value in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test),
@@ -109,6 +112,7 @@ class PointDataModule(L.LightningDataModule):
         self.sizes = {"train": n_train, "val": n_val, "test": n_test}
         self.batch_size = min(batch_size, n_train)
         self.eval_batch_size = eval_batch_size
+        self.drop_last = bool(drop_last)
         self.seed = int(seed)
         self.cache_dir = Path(cache_dir)
         self.complex_dtype = {torch.float64: torch.complex128, torch.float32: torch.complex64}[dtype]
@@ -129,7 +133,7 @@ class PointDataModule(L.LightningDataModule):
         self.split("train")
         self.split("val")
 
-    def _loader(self, points: PointSet, batch_size: int, shuffle: bool) -> DataLoader:
+    def _loader(self, points: PointSet, batch_size: int, shuffle: bool, drop_last: bool = False) -> DataLoader:
         if shuffle and torch.distributed.is_available() and torch.distributed.is_initialized():
             # data parallel: each rank draws its own shard (batch_size per rank)
             sampler = DistributedSampler(range(len(points)), shuffle=True, seed=self.seed)
@@ -137,11 +141,11 @@ class PointDataModule(L.LightningDataModule):
             sampler = RandomSampler(range(len(points)))
         else:
             sampler = SequentialSampler(range(len(points)))
-        batches = EpochBatchSampler(sampler, batch_size, drop_last=False)
+        batches = EpochBatchSampler(sampler, batch_size, drop_last=drop_last)
         return DataLoader(PointBatches(points), sampler=batches, batch_size=None)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.split("train"), self.batch_size, shuffle=True)
+        return self._loader(self.split("train"), self.batch_size, shuffle=True, drop_last=self.drop_last)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.split("val"), self.eval_batch_size, shuffle=False)

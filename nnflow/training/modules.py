@@ -16,10 +16,16 @@ import torch
 from lightning.pytorch.callbacks import Timer
 
 from nnflow.flows.losses import data_parallel_loss, loss_power
-from nnflow.geometry.linalg import hermitian_det
+from nnflow.geometry.linalg import hermitian_det, packed_hermitian_det
 from nnflow.geometry.measures import sigma_measure, volume
 from nnflow.geometry.pointset import PointSet
 from nnflow.kernels.components import real_to_hermitian
+
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+# The packed route caches the feature jet of every training point; above this size (degree-2
+# features on 10^5 points) it is cached only when compiling, and the per-step jet is used otherwise.
+PACKED_CACHE_BYTES = 2 * 1024**3
 
 
 class TrainingDivergedError(RuntimeError):
@@ -89,6 +95,10 @@ class MetricModule(L.LightningModule):
         loss: "ma2" (squared) or "ma1" (σ-like).
         kappa: det g/|Ω|² of the Ricci-flat metric in the class (flows.losses.class_kappa).
         stop_on_nonpositive: stop (TrainingDivergedError) when a training batch has det g ≤ 0.
+        compile: torch.compile mode for the training metric (COMPILE_MODES): None/"none" runs
+            eagerly; "reduce-overhead" also captures CUDA graphs on a GPU. It applies to the
+            packed route (models whose network has ``jet_packed``, with the θ-independent
+            parts cached per training point), and is refused for other models.
     """
 
     def __init__(
@@ -99,8 +109,18 @@ class MetricModule(L.LightningModule):
         loss: str = "ma2",
         kappa: float = 1.0,
         stop_on_nonpositive: bool = True,
+        compile: str | None = None,
     ):
         super().__init__()
+        compile = None if compile in (None, False, "none") else compile
+        if compile is not None and compile not in COMPILE_MODES:
+            raise ValueError(f"compile={compile!r}; choose from none, {', '.join(COMPILE_MODES)}")
+        if compile is not None and not getattr(model, "supports_packed", False):
+            raise ValueError(
+                f"compile={compile!r} needs a Kähler potential whose network propagates packed jets "
+                f"(the MLP); {type(model).__name__} does not"
+            )
+        self.compile_mode = compile
         self.model = model
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -114,27 +134,63 @@ class MetricModule(L.LightningModule):
         self.last_val_step: int | None = None  # global step of the last full validation
         self.fit_start_step = 0  # global step when fit started (after a restored checkpoint)
         self._reference: torch.Tensor | None = None  # model.reference_metric on the training points
+        # packed route: θ-independent parts per training point, and the (compiled) metric det
+        self._packed: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._packed_det: Callable | None = None
 
     def on_train_start(self) -> None:
         self.fit_start_step = self.trainer.global_step
-        self._reference = None
-        if hasattr(self.model, "reference_metric") and self.trainer.datamodule is not None:
-            self._reference = self.training_reference()
+        self._reference, self._packed = None, None
+        if self.trainer.datamodule is None:
+            return
+        if getattr(self.model, "supports_packed", False):
+            points = self.trainer.datamodule.split("train")
+            n = points.jac.shape[-2]
+            bytes_per = torch.finfo(next(self.model.parameters()).dtype).bits // 8
+            size = len(points) * (1 + 2 * n + n * n) * self.model.features.dim * bytes_per
+            if self.compile_mode is not None or size <= PACKED_CACHE_BYTES:
+                self._packed = (
+                    self.training_cache(self.model.packed_reference_metric),
+                    self.training_cache(self.model.packed_feature_jet),
+                )
+                self._packed_det = self._build_packed_det(n)
+                return
+        if hasattr(self.model, "reference_metric"):
+            self._reference = self.training_cache(self.model.reference_metric)
 
     @torch.no_grad()
-    def training_reference(self) -> torch.Tensor:
-        """``model.reference_metric`` on every training point, on the model's device: (N, n, n)."""
+    def training_cache(self, fn: Callable) -> torch.Tensor:
+        """``fn(z, jac)`` on every training point, on the model's device: (N, ...)."""
         points = self.trainer.datamodule.split("train")
         step = self.trainer.datamodule.eval_batch_size
         parts = []
         for start in range(0, len(points), step):
             z = points.z[start : start + step].to(self.device)
             jac = points.jac[start : start + step].to(self.device)
-            parts.append(self.model.reference_metric(z, jac))
+            parts.append(fn(z, jac))
         return torch.cat(parts)
+
+    def _build_packed_det(self, n: int) -> Callable:
+        """det g from the cached packed parts: (B, n²), (B, R, d) → (B,), compiled if asked."""
+        model = self.model
+
+        def packed_det(reference: torch.Tensor, feature_jet: torch.Tensor) -> torch.Tensor:
+            return packed_hermitian_det(model.packed_metric(reference, feature_jet), n)
+
+        if self.compile_mode is None:
+            return packed_det
+        # fixed shapes (the last, smaller batch compiles once more) so no symbolic-shape guards
+        return torch.compile(packed_det, mode=self.compile_mode, dynamic=False)
 
     # ------------------------------------------------------------------ steps
     def batch_loss(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._packed is not None and "index" in batch:
+            index = batch["index"]
+            if self.compile_mode == "reduce-overhead" and self.device.type == "cuda":
+                torch.compiler.cudagraph_mark_step_begin()  # a new step: earlier graph outputs are done
+            det_g = self._packed_det(self._packed[0][index], self._packed[1][index])
+            loss = data_parallel_loss(det_g, batch["omega2"], batch["weights"], self.kappa, self.power)
+            return loss, det_g
         if self._reference is not None and "index" in batch:
             g = self.model.metric_with_reference(self._reference[batch["index"]], batch["z"], batch["jac"])
         else:

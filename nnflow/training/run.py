@@ -27,6 +27,7 @@ from nnflow.precision import PRECISIONS, set_precision
 from nnflow.training.callbacks import MetricsCSV, plot_sigma
 from nnflow.training.data import PointDataModule
 from nnflow.training.modules import (
+    COMPILE_MODES,
     FrozenFlowModule,
     MetricModule,
     TrainingDivergedError,
@@ -50,6 +51,9 @@ def validate_config(cfg: DictConfig) -> None:
     lr = OmegaConf.select(cfg, "optim.optimizer.lr")
     if lr is not None and not lr > 0:
         raise ValueError(f"optim.optimizer.lr={lr!r} must be positive")
+    compile_mode = cfg.get("compile")
+    if compile_mode not in (None, False, "none", *COMPILE_MODES):
+        raise ValueError(f"compile={compile_mode!r}; choose from none, {', '.join(COMPILE_MODES)}")
     if cfg.trainer.get("max_epochs") is not None and cfg.trainer.max_epochs <= 0:
         raise ValueError(f"trainer.max_epochs={cfg.trainer.max_epochs!r} must be positive")
 
@@ -189,6 +193,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
         seed=int(cfg.data.seed),
         cache_dir=cfg.data.cache_dir,
         dtype=dtype,
+        drop_last=bool(cfg.data.get("drop_last", False)) and not frozen,
     )
     data.prepare_data()
     kappa = class_kappa(data.split("train"), float(cfg.kahler_t))
@@ -208,6 +213,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
             loss=cfg.loss.kind,
             kappa=kappa,
             stop_on_nonpositive=bool(cfg.stop_on_nonpositive),
+            compile=cfg.get("compile"),
         )
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     ckpt_dir = run_dir / "checkpoints"
