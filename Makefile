@@ -34,6 +34,7 @@ test-slow: install
 bench: install
 	$(BIN)/python bench/bench_sampling.py
 	$(BIN)/python bench/bench_metric.py
+	$(BIN)/python bench/bench_step.py --batch 512
 	$(BIN)/python bench/bench_kernels.py
 	$(BIN)/python bench/bench_flow.py
 	$(BIN)/python bench/bench_training.py cubic_mlp

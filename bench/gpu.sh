@@ -30,6 +30,9 @@ for dt in float64 float32 tf32; do
   run bench/bench_metric.py --device "$DEVICE" $BATCH --width 256 --dtype $dt --out "$OUT/metric_w256_$dt.json"
   run bench/bench_metric.py --device "$DEVICE" $BATCH --width 1024 --dtype $dt --out "$OUT/train_step_w1024_$dt.json"
 done
+for dt in float64 float32; do
+  run bench/bench_step.py --device "$DEVICE" $BATCH --dtype $dt --out "$OUT/step_$dt.json"
+done
 run bench/bench_kernels.py --device "$DEVICE" $KERNELS --out "$OUT/kernels.json"
 for dt in float64 float32; do
   run bench/bench_flow.py --device "$DEVICE" --dtype $dt $FLOW --out "$OUT/flow_$dt.json"

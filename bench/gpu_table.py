@@ -35,10 +35,13 @@ def rows(directory: Path) -> list[tuple[str, str, str]]:
                             f"batch {m['batch']}, {dt}", f"{step * 1e3:.1f} ms",
                             f"{m['train_step_speedup']:.1f}× vmap(hessian)"))
     for dt in ("float64", "float32", "tf32"):
-        st = load(directory, f"step_{dt}.json")
-        for route, r in (st or {}).get("routes", {}).items():
-            out.append((f"training step by route: {route}, {st['depth']}×{st['width']}, batch {st['batch']}, {dt}",
-                        f"{r['ms_per_step']:.2f} ms", f"{r['speedup_vs_direct']:.2f}× direct"))
+        for path in sorted(directory.glob(f"step_{dt}*.json")):
+            st = json.loads(path.read_text())
+            for route, r in st["routes"].items():
+                base = r.get("baseline", "direct")
+                ratio = r.get("speedup_vs_baseline", r.get("speedup_vs_direct"))
+                out.append((f"training step by route: {route}, {st['depth']}×{st['width']}, batch {st['batch']}, {dt}",
+                            f"{r['ms_per_step']:.2f} ms", f"{ratio:.2f}× {base}"))
     k = load(directory, "kernels.json")
     if k:
         for r in k["results"]:

@@ -25,12 +25,14 @@ def compose_train(*overrides: str, tmp_path=None):
 
 
 class PoisonedPotential(torch.nn.Module):
-    """A KahlerPotential whose metric turns NaN after ``healthy_calls`` training-mode calls."""
+    """A KahlerPotential whose metric turns bad after ``healthy_calls`` training-mode calls:
+    NaN (``poison="nan"``) or −g (``poison="negate"``, finite but not positive definite)."""
 
-    def __init__(self, healthy_calls: int = 6, **kwargs):
+    def __init__(self, healthy_calls: int = 6, poison: str = "nan", **kwargs):
         super().__init__()
         self.inner = build_potential(**kwargs)
         self.healthy_calls = healthy_calls
+        self.poison = poison
         self.calls = 0
 
     def metric(self, z, jac):
@@ -38,7 +40,7 @@ class PoisonedPotential(torch.nn.Module):
         if self.training and torch.is_grad_enabled():
             self.calls += 1
             if self.calls > self.healthy_calls:
-                return g * torch.nan
+                return g * torch.nan if self.poison == "nan" else -g
         return g
 
 

@@ -150,3 +150,18 @@ def test_bad_potential_options():
         build_potential("mlp", n_coords=5, init="ones")
     with pytest.raises(ValueError, match="feature degree"):
         build_potential("mlp", n_coords=5, feature_degree=0)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_dd_components_are_the_hermitian_components_of_the_jet(n):
+    from nnflow.kernels.components import hermitian_to_real
+    from nnflow.models.features import Jet
+    from nnflow.models.networks import dd_components, pack_jet, unpack_jet
+
+    g = torch.Generator().manual_seed(n)
+    d = torch.randn(4, n, 6, dtype=torch.complex128, generator=g)
+    dd = torch.randn(4, n, n, 6, dtype=torch.complex128, generator=g)
+    dd = dd + dd.transpose(1, 2).conj()  # Hermitian in a, b
+    T = pack_jet(Jet(torch.randn(4, 6, dtype=torch.float64, generator=g), d, dd))
+    expected = hermitian_to_real(unpack_jet(T, n).dd.movedim(-1, 1)).movedim(1, -1)
+    assert torch.allclose(dd_components(T, n), expected, rtol=0, atol=1e-14)

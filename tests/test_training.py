@@ -69,19 +69,35 @@ def test_resume_continues_with_nothing_lost(tmp_path):
     assert seconds == sorted(seconds)
 
 
-def test_nan_stops_with_message_and_keeps_last_good_checkpoint(tmp_path):
+@pytest.mark.parametrize("every", [1, 3, 50])
+def test_nan_stops_with_message_and_keeps_last_good_checkpoint(every, tmp_path):
+    # the health of a step is read every `every` steps and before any validation or checkpoint:
+    # the report names the step that went bad (the 7th call, step 6) and no NaN state is saved
     run = tmp_path / "run"
     cfg = compose_train(
-        "experiment=cubic_mlp", *FAST_TRAIN, "logger=csv", "trainer.max_epochs=5",
+        "experiment=cubic_mlp", *FAST_TRAIN, "logger=csv", "trainer.max_epochs=5", f"check_every_n_steps={every}",
         "model._target_=tests.helpers.PoisonedPotential", "+model.healthy_calls=6", tmp_path=tmp_path,
     )
     summary, _ = train(cfg, run)
     assert summary["status"] == "diverged"
-    assert "loss is nan" in summary["message"] and "last good checkpoint" in summary["message"]
+    assert "loss is nan at step 6;" in summary["message"] and "last good checkpoint" in summary["message"]
     state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
     assert state["global_step"] == 4  # the end of the one healthy epoch
     assert all(torch.isfinite(v).all() for v in state["state_dict"].values() if v.is_floating_point())
     assert math.isfinite(summary["sigma_test"])  # evaluated at the last good state
+
+
+def test_nonpositive_metric_stops_at_its_step(tmp_path):
+    run = tmp_path / "run"
+    cfg = compose_train(
+        "experiment=cubic_mlp", *FAST_TRAIN, "logger=csv", "trainer.max_epochs=5", "check_every_n_steps=3",
+        "model._target_=tests.helpers.PoisonedPotential", "+model.healthy_calls=5", "+model.poison=negate",
+        tmp_path=tmp_path,
+    )
+    summary, _ = train(cfg, run)
+    assert summary["status"] == "diverged"
+    assert "metric not positive definite at 128 of 128 training points at step 5" in summary["message"]
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 4
 
 
 @pytest.mark.parametrize(
@@ -94,6 +110,7 @@ def test_nan_stops_with_message_and_keeps_last_good_checkpoint(tmp_path):
         ("loss.kind=mse", "unknown loss"),
         ("data.n_train=0", "n_train"),
         ("compile=fast", "compile"),
+        ("check_every_n_steps=0", "check_every_n_steps"),
     ],
 )
 def test_bad_config_fails_before_training(override, message, tmp_path):
@@ -231,7 +248,8 @@ def test_training_routes_end_where_the_direct_metric_ends(tmp_path, monkeypatch)
 @pytest.mark.parametrize("init", ["centered", "random"])
 def test_packed_metric_equals_the_metric(init):
     from nnflow.geometry import fermat_quintic, sample_points
-    from nnflow.geometry.linalg import hermitian_det, packed_hermitian_det, unpack_hermitian
+    from nnflow.geometry.linalg import hermitian_det
+    from nnflow.kernels.components import real_hermitian_det, real_to_hermitian
     from nnflow.models import build_potential
 
     pts = sample_points(fermat_quintic(), 64, seed=2)
@@ -241,8 +259,8 @@ def test_packed_metric_equals_the_metric(init):
             p.add_(0.3 * torch.randn_like(p))
     direct = model.metric(pts.z, pts.jac)
     packed = model.packed_metric(model.packed_reference_metric(pts.z, pts.jac), model.packed_feature_jet(pts.z, pts.jac))
-    assert torch.allclose(unpack_hermitian(packed, 3), direct, rtol=0, atol=1e-13)
-    dets = (hermitian_det(direct), packed_hermitian_det(packed, 3))
+    assert torch.allclose(real_to_hermitian(packed), direct, rtol=0, atol=1e-13)
+    dets = (hermitian_det(direct), real_hermitian_det(packed))
     grads = [torch.autograd.grad((d - 1).pow(2).mean(), list(model.parameters())) for d in dets]
     for a, b in zip(*grads):
         assert torch.allclose(a, b, rtol=1e-10, atol=1e-14)
@@ -256,6 +274,7 @@ def test_compiled_training_matches_eager(tmp_path):
     eager, _ = train(compose_train(*base, *device[:1], tmp_path=tmp_path), tmp_path / "eager")
     compiled, objects = train(compose_train(*base, *device, tmp_path=tmp_path), tmp_path / "compiled")
     assert objects["module"].compile_mode == device[-1].split("=")[1]
+    assert set(next(iter(objects["datamodule"].train_dataloader()))) == {"index"}  # all else cached on the device
     assert compiled["steps"] == eager["steps"] == 8
     assert compiled["sigma_test"] == pytest.approx(eager["sigma_test"], rel=1e-7)
     assert compiled["sigma_val"] == pytest.approx(eager["sigma_val"], rel=1e-7)

@@ -1,4 +1,5 @@
-"""The one real parameterization of Hermitian n×n metrics, used by every metric kernel.
+"""The one real parameterization of Hermitian n×n metrics, used by every metric kernel and by
+training's packed route (models/potential.py ``packed_metric``, ``real_hermitian_det``).
 
 Orthonormal coordinates (the same map the features use, models/features.py):
 
@@ -18,6 +19,7 @@ import math
 
 import torch
 
+from nnflow.geometry.linalg import hermitian_det
 
 def _pairs(n: int, device=None):
     return torch.triu_indices(n, n, offset=1, device=device)
@@ -94,3 +96,29 @@ def to_components(t: torch.Tensor, n: int, dim: int = -1) -> torch.Tensor:
     P = component_matrix(n, torch.complex128 if t.dtype in (torch.float64, torch.complex128) else torch.complex64, t.device)
     moved = t.movedim(dim, -1).to(P.dtype)
     return (moved @ P.T).movedim(-1, dim)
+
+
+def real_hermitian_det(r: torch.Tensor) -> torch.Tensor:
+    """det g of the Hermitian matrices with components r: (..., n²) real → (...) real.
+
+    Real arithmetic only (what torch.compile fuses best; training's packed route). For n = 3,
+    with diagonal a_a and g_01 = x + iy, g_02 = u + iv, g_12 = p + iq:
+        det g = a_0 a_1 a_2 + 2 Re(g_01 g_12 ḡ_02) − a_0|g_12|² − a_1|g_02|² − a_2|g_01|².
+    n > 3 goes through ``real_to_hermitian`` and an LU.
+    """
+    n = math.isqrt(r.shape[-1])
+    if n * n != r.shape[-1]:
+        raise ValueError(f"the last dimension must be a square n²; got {r.shape[-1]}")
+    if n > 3:
+        return hermitian_det(real_to_hermitian(r))
+    c = r.unbind(-1)
+    diag = c[:n]
+    re = [v / math.sqrt(2) for v in c[n : n + n * (n - 1) // 2]]
+    im = [v / math.sqrt(2) for v in c[n + n * (n - 1) // 2 :]]
+    if n == 1:
+        return diag[0]
+    if n == 2:
+        return diag[0] * diag[1] - re[0] * re[0] - im[0] * im[0]
+    (a0, a1, a2), (x, u, p), (y, v, q) = diag, re, im  # pairs (0,1), (0,2), (1,2)
+    re_cycle = (x * p - y * q) * u + (x * q + y * p) * v
+    return a0 * a1 * a2 + 2 * re_cycle - a0 * (p * p + q * q) - a1 * (u * u + v * v) - a2 * (x * x + y * y)

@@ -126,6 +126,21 @@ def unpack_jet(T: torch.Tensor, n: int) -> Jet:
     return Jet(T[:, 0], d, torch.complex(A, Bm))
 
 
+def dd_components(T: torch.Tensor, n: int) -> torch.Tensor:
+    """The ∂_a∂̄_b rows of a packed jet as orthonormal Hermitian components: (B, R, D) → (B, n², D).
+
+    Components as nnflow.kernels.components.hermitian_to_real: (A_aa; √2 A_ab; √2 B_ab), a < b.
+    """
+    ia, ib, _, _ = _pair_index(n, T.device)
+    pairs = {(a, b): k for k, (a, b) in enumerate(zip(ia.tolist(), ib.tolist()))}
+    m = len(pairs)
+    rows = [1 + 2 * n + pairs[(a, a)] for a in range(n)]
+    strict = [(a, b) for a in range(n) for b in range(a + 1, n)]
+    rows += [1 + 2 * n + pairs[ab] for ab in strict] + [1 + 2 * n + m + k for k in range(len(strict))]
+    scale = torch.tensor([1.0] * n + [math.sqrt(2)] * (2 * len(strict)), dtype=T.dtype, device=T.device)
+    return T[:, rows] * scale[:, None]
+
+
 def _linear_packed(T: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """x ↦ x Wᵀ + b on a packed jet: all rows transform linearly, the bias shifts the value."""
     out = T @ weight.T

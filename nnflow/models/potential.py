@@ -21,9 +21,9 @@ from torch import nn
 from torch.func import functional_call
 
 from nnflow.geometry.fubini_study import fs_metric, fs_potential, pullback
-from nnflow.geometry.linalg import pack_hermitian
 from nnflow.models.features import Jet, ProjectiveFeatures
-from nnflow.models.networks import pack_jet
+from nnflow.kernels.components import hermitian_to_real
+from nnflow.models.networks import dd_components, pack_jet
 
 INITS = ("centered", "random", "zero_last")
 
@@ -132,23 +132,22 @@ class KahlerPotential(nn.Module):
 
     @torch.no_grad()
     def packed_reference_metric(self, z: torch.Tensor, jac: torch.Tensor) -> torch.Tensor:
-        """``reference_metric`` packed (linalg.pack_hermitian): (B, n²) real."""
-        return pack_hermitian(self.reference_metric(z, jac))
+        """``reference_metric`` in real components (kernels.components.hermitian_to_real): (B, n²)."""
+        return hermitian_to_real(self.reference_metric(z, jac))
 
     def packed_metric(self, reference: torch.Tensor, feature_jet: torch.Tensor) -> torch.Tensor:
-        """g = reference + α∂∂̄f_θ in packed real form, from cached θ-independent parts.
+        """g = reference + α∂∂̄f_θ in real components, from cached θ-independent parts.
 
         Args:
             reference: (B, n²) real, ``packed_reference_metric``.
             feature_jet: (B, 1 + 2n + n², d) real, ``packed_feature_jet``.
         Returns:
-            (B, n²) real: g packed as linalg.pack_hermitian (its determinant is
-            linalg.packed_hermitian_det). Real tensors only, for torch.compile.
+            (B, n²) real: the components of g (kernels.components: ``real_to_hermitian``
+            gives g, ``real_hermitian_det`` its determinant). Real tensors only, for torch.compile.
         """
-        n2 = reference.shape[-1]
-        n = math.isqrt(n2)
+        n = math.isqrt(reference.shape[-1])
         out = self.network.jet_packed(feature_jet, n)  # (B, 1 + 2n + n², 1)
-        return reference + self.output_scale * out[:, 1 + 2 * n :, 0]
+        return reference + self.output_scale * dd_components(out, n)[..., 0]
 
     def forward(self, z: torch.Tensor, jac: torch.Tensor) -> torch.Tensor:
         """Metric on X: g = J g_FS J^† + ∂∂̄φ, (B, N+1), (B, n, N+1) → (B, n, n) complex."""

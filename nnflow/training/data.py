@@ -22,7 +22,7 @@ from torch.utils.data import (
     DataLoader,
     Dataset,
     DistributedSampler,
-    RandomSampler,
+    Sampler,
     SequentialSampler,
 )
 
@@ -43,18 +43,48 @@ class EpochBatchSampler(BatchSampler):
             self.sampler.set_epoch(epoch)
 
 
-class PointBatches(Dataset):
-    """Indexable by a list of indices → a batch dict (use with a BatchSampler, batch_size=None)."""
+class ShuffledBatches(Sampler):
+    """Shuffled index batches as tensors: one ``randperm`` per epoch, sliced into batches.
 
-    def __init__(self, points: PointSet):
+    The default RandomSampler + BatchSampler build a Python list of ints per batch (about a
+    millisecond of host time at batch 4096, as much as a compiled GPU step). The permutation of
+    epoch e is drawn from seed + e, so a resumed run sees the batches it would have seen.
+    """
+
+    def __init__(self, n: int, batch_size: int, drop_last: bool = False, seed: int = 0):
+        self.n, self.batch_size, self.drop_last, self.seed = n, batch_size, drop_last, int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+
+    def __iter__(self):
+        perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        if self.drop_last:
+            perm = perm[: len(self) * self.batch_size]
+        yield from perm.split(self.batch_size)
+
+
+class PointBatches(Dataset):
+    """Indexable by a list of indices → a batch dict (use with a BatchSampler, batch_size=None).
+
+    ``keys``: the PointSet fields a batch carries besides "index" (none: a model that caches its
+    per-point terms on the device needs only the indices, and nothing else crosses to it).
+    """
+
+    def __init__(self, points: PointSet, keys: tuple[str, ...] = BATCH_KEYS):
         self.points = points
+        self.keys = tuple(keys)
 
     def __len__(self) -> int:
         return len(self.points)
 
     def __getitem__(self, index) -> dict[str, torch.Tensor]:
         index = torch.as_tensor(index)
-        batch = {k: getattr(self.points, k)[index] for k in BATCH_KEYS}
+        batch = {k: getattr(self.points, k)[index] for k in self.keys}
         batch["index"] = index  # positions in the split (training looks up fixed per-point terms)
         return batch
 
@@ -88,6 +118,8 @@ class PointDataModule(L.LightningDataModule):
         dtype: torch.float64 or torch.float32 (complex128 / complex64 points).
         drop_last: drop each training epoch's last, smaller batch (every step has the same
             shape, so a compiled step is compiled once).
+        train_index_only: training batches carry only "index" (for a module that caches the
+            training points' terms on its device: MetricModule with ``compile``).
     """
 
     def __init__(
@@ -102,6 +134,7 @@ class PointDataModule(L.LightningDataModule):
         dtype: torch.dtype = torch.float64,
         eval_batch_size: int = 8192,
         drop_last: bool = False,
+        train_index_only: bool = False,
     ):
         super().__init__()
         for name, value in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test),
@@ -113,6 +146,7 @@ class PointDataModule(L.LightningDataModule):
         self.batch_size = min(batch_size, n_train)
         self.eval_batch_size = eval_batch_size
         self.drop_last = bool(drop_last)
+        self.train_index_only = bool(train_index_only)
         self.seed = int(seed)
         self.cache_dir = Path(cache_dir)
         self.complex_dtype = {torch.float64: torch.complex128, torch.float32: torch.complex64}[dtype]
@@ -133,19 +167,23 @@ class PointDataModule(L.LightningDataModule):
         self.split("train")
         self.split("val")
 
-    def _loader(self, points: PointSet, batch_size: int, shuffle: bool, drop_last: bool = False) -> DataLoader:
+    def _loader(
+        self, points: PointSet, batch_size: int, shuffle: bool, drop_last: bool = False, keys=BATCH_KEYS
+    ) -> DataLoader:
         if shuffle and torch.distributed.is_available() and torch.distributed.is_initialized():
             # data parallel: each rank draws its own shard (batch_size per rank)
             sampler = DistributedSampler(range(len(points)), shuffle=True, seed=self.seed)
         elif shuffle:
-            sampler = RandomSampler(range(len(points)))
+            batches = ShuffledBatches(len(points), batch_size, drop_last=drop_last, seed=self.seed)
+            return DataLoader(PointBatches(points, keys), sampler=batches, batch_size=None)
         else:
             sampler = SequentialSampler(range(len(points)))
         batches = EpochBatchSampler(sampler, batch_size, drop_last=drop_last)
-        return DataLoader(PointBatches(points), sampler=batches, batch_size=None)
+        return DataLoader(PointBatches(points, keys), sampler=batches, batch_size=None)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.split("train"), self.batch_size, shuffle=True, drop_last=self.drop_last)
+        keys = () if self.train_index_only else BATCH_KEYS
+        return self._loader(self.split("train"), self.batch_size, shuffle=True, drop_last=self.drop_last, keys=keys)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.split("val"), self.eval_batch_size, shuffle=False)

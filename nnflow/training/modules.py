@@ -16,10 +16,10 @@ import torch
 from lightning.pytorch.callbacks import Timer
 
 from nnflow.flows.losses import data_parallel_loss, loss_power
-from nnflow.geometry.linalg import hermitian_det, packed_hermitian_det
+from nnflow.geometry.linalg import hermitian_det, hermitian_positive
 from nnflow.geometry.measures import sigma_measure, volume
 from nnflow.geometry.pointset import PointSet
-from nnflow.kernels.components import real_to_hermitian
+from nnflow.kernels.components import real_hermitian_det, real_to_hermitian
 
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -73,7 +73,7 @@ def evaluate_points(model: torch.nn.Module, points: PointSet, batch_size: int = 
         sl = slice(start, start + batch_size)
         g = model.metric(points.z[sl], points.jac[sl])
         dets.append(hermitian_det(g))
-        pd.append(torch.linalg.eigvalsh(g)[..., 0] > 0)
+        pd.append(hermitian_positive(g))
     det_g = torch.cat(dets)
     positive = torch.cat(pd)
     out = {"positive_fraction": positive.double().mean().item()}
@@ -99,6 +99,9 @@ class MetricModule(L.LightningModule):
             eagerly; "reduce-overhead" also captures CUDA graphs on a GPU. It applies to the
             packed route (models whose network has ``jet_packed``, with the θ-independent
             parts cached per training point), and is refused for other models.
+        check_every_n_steps: read the steps' health (NaN loss, det g ≤ 0) from the device every
+            this many steps, and always before validation and checkpoints (1: every step). A
+            divergence is reported at the step where it happened either way.
     """
 
     def __init__(
@@ -110,8 +113,13 @@ class MetricModule(L.LightningModule):
         kappa: float = 1.0,
         stop_on_nonpositive: bool = True,
         compile: str | None = None,
+        check_every_n_steps: int = 1,
     ):
         super().__init__()
+        if not isinstance(check_every_n_steps, int) or check_every_n_steps < 1:
+            raise ValueError(f"check_every_n_steps={check_every_n_steps!r} must be a positive integer")
+        self.check_every_n_steps = check_every_n_steps
+        self._health: list[tuple[int, int, torch.Tensor]] = []  # (step, points, [loss, n det ≤ 0, min det])
         compile = None if compile in (None, False, "none") else compile
         if compile is not None and compile not in COMPILE_MODES:
             raise ValueError(f"compile={compile!r}; choose from none, {', '.join(COMPILE_MODES)}")
@@ -134,8 +142,8 @@ class MetricModule(L.LightningModule):
         self.last_val_step: int | None = None  # global step of the last full validation
         self.fit_start_step = 0  # global step when fit started (after a restored checkpoint)
         self._reference: torch.Tensor | None = None  # model.reference_metric on the training points
-        # packed route: θ-independent parts per training point, and the (compiled) metric det
-        self._packed: tuple[torch.Tensor, torch.Tensor] | None = None
+        # packed route, per training point on the device: reference, feature jet, |Ω|², weights
+        self._packed: tuple[torch.Tensor, ...] | None = None
         self._packed_det: Callable | None = None
 
     def on_train_start(self) -> None:
@@ -152,8 +160,10 @@ class MetricModule(L.LightningModule):
                 self._packed = (
                     self.training_cache(self.model.packed_reference_metric),
                     self.training_cache(self.model.packed_feature_jet),
+                    points.omega2.to(self.device),
+                    points.weights.to(self.device),
                 )
-                self._packed_det = self._build_packed_det(n)
+                self._packed_det = self._build_packed_det()
                 return
         if hasattr(self.model, "reference_metric"):
             self._reference = self.training_cache(self.model.reference_metric)
@@ -170,12 +180,12 @@ class MetricModule(L.LightningModule):
             parts.append(fn(z, jac))
         return torch.cat(parts)
 
-    def _build_packed_det(self, n: int) -> Callable:
+    def _build_packed_det(self) -> Callable:
         """det g from the cached packed parts: (B, n²), (B, R, d) → (B,), compiled if asked."""
         model = self.model
 
         def packed_det(reference: torch.Tensor, feature_jet: torch.Tensor) -> torch.Tensor:
-            return packed_hermitian_det(model.packed_metric(reference, feature_jet), n)
+            return real_hermitian_det(model.packed_metric(reference, feature_jet))
 
         if self.compile_mode is None:
             return packed_det
@@ -188,8 +198,9 @@ class MetricModule(L.LightningModule):
             index = batch["index"]
             if self.compile_mode == "reduce-overhead" and self.device.type == "cuda":
                 torch.compiler.cudagraph_mark_step_begin()  # a new step: earlier graph outputs are done
-            det_g = self._packed_det(self._packed[0][index], self._packed[1][index])
-            loss = data_parallel_loss(det_g, batch["omega2"], batch["weights"], self.kappa, self.power)
+            reference, feature_jet, omega2, weights = self._packed
+            det_g = self._packed_det(reference[index], feature_jet[index])
+            loss = data_parallel_loss(det_g, omega2[index], weights[index], self.kappa, self.power)
             return loss, det_g
         if self._reference is not None and "index" in batch:
             g = self.model.metric_with_reference(self._reference[batch["index"]], batch["z"], batch["jac"])
@@ -201,29 +212,49 @@ class MetricModule(L.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss, det_g = self.batch_loss(batch)
-        # one host sync per step (on a GPU each one stalls the launch queue): a flag for both checks
-        bad = ~torch.isfinite(loss)
-        if self.stop_on_nonpositive:
-            bad = bad | (det_g <= 0).any()
-        if bad.item():
-            if not torch.isfinite(loss):
-                raise TrainingDivergedError(
-                    f"loss is {loss.item()} at step {self.global_step}; the last good checkpoint is kept"
-                )
-            n_bad = int((det_g <= 0).sum())
-            raise TrainingDivergedError(
-                f"metric not positive definite at {n_bad} of {det_g.numel()} training points at step "
-                f"{self.global_step} (min det g = {det_g.min().item():.3e}); lower the learning rate "
-                "or the output scale. The last good checkpoint is kept"
-            )
+        # The health of each step (loss, number of det g ≤ 0, min det g) stays on the device and
+        # is read every check_every_n_steps steps and always before a validation or checkpoint:
+        # each read is a host sync, which on a GPU stalls the launch queue.
+        self._health.append((self.global_step, det_g.numel(), torch.stack(
+            [loss.detach(), (det_g <= 0).sum().to(loss.dtype), det_g.detach().min().to(loss.dtype)])))
+        if len(self._health) >= self.check_every_n_steps:
+            self.check_health()
         self._train_losses.append(loss.detach())
-        self.log("train_loss", loss, prog_bar=True, batch_size=det_g.numel())
+        if self.global_step % max(1, self.trainer.log_every_n_steps) == 0:
+            # Lightning's log() costs about a millisecond (its result collection is walked each
+            # call): as much as a compiled GPU step, so only the steps the logger keeps are logged
+            self.log("train_loss", loss, prog_bar=True, batch_size=det_g.numel())
         return loss
+
+    def check_health(self) -> None:
+        """Raise TrainingDivergedError for the first unhealthy step since the last check."""
+        if not self._health:
+            return
+        stats = torch.stack([h[2] for h in self._health]).cpu()  # the one host sync
+        pending, self._health = self._health, []
+        for (step, n_points, _), (loss, n_bad, min_det) in zip(pending, stats.tolist()):
+            if not math.isfinite(loss):
+                raise TrainingDivergedError(f"loss is {loss} at step {step}; the last good checkpoint is kept")
+            if self.stop_on_nonpositive and n_bad > 0:
+                raise TrainingDivergedError(
+                    f"metric not positive definite at {int(n_bad)} of {n_points} training points at step "
+                    f"{step} (min det g = {min_det:.3e}); lower the learning rate or the output scale. "
+                    "The last good checkpoint is kept"
+                )
+
+    def on_train_epoch_end(self) -> None:
+        self.check_health()
+
+    def on_validation_epoch_start(self) -> None:
+        self.check_health()  # before this validation's metrics and checkpoint
+
+    def on_train_end(self) -> None:
+        self.check_health()
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         g = self.model.metric(batch["z"], batch["jac"])
         self._val_dets.append(hermitian_det(g))
-        self._val_positive.append(torch.linalg.eigvalsh(g)[..., 0] > 0)
+        self._val_positive.append(hermitian_positive(g))
 
     def on_validation_epoch_end(self) -> None:
         det_g = torch.cat(self._val_dets).cpu()

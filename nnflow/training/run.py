@@ -54,6 +54,9 @@ def validate_config(cfg: DictConfig) -> None:
     compile_mode = cfg.get("compile")
     if compile_mode not in (None, False, "none", *COMPILE_MODES):
         raise ValueError(f"compile={compile_mode!r}; choose from none, {', '.join(COMPILE_MODES)}")
+    every = cfg.get("check_every_n_steps", 1)
+    if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+        raise ValueError(f"check_every_n_steps={every!r} must be a positive integer")
     if cfg.trainer.get("max_epochs") is not None and cfg.trainer.max_epochs <= 0:
         raise ValueError(f"trainer.max_epochs={cfg.trainer.max_epochs!r} must be positive")
 
@@ -194,6 +197,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
         cache_dir=cfg.data.cache_dir,
         dtype=dtype,
         drop_last=bool(cfg.data.get("drop_last", False)) and not frozen,
+        # a compiled step reads every per-point term from its device cache (MetricModule)
+        train_index_only=cfg.get("compile") not in (None, False, "none") and not frozen,
     )
     data.prepare_data()
     kappa = class_kappa(data.split("train"), float(cfg.kahler_t))
@@ -214,6 +219,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
             kappa=kappa,
             stop_on_nonpositive=bool(cfg.stop_on_nonpositive),
             compile=cfg.get("compile"),
+            check_every_n_steps=cfg.get("check_every_n_steps", 1),
         )
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     ckpt_dir = run_dir / "checkpoints"
