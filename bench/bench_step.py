@@ -81,8 +81,8 @@ def main() -> None:
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         losses = []
 
-        def step(i):
-            if name == "compiled" and mode == "reduce-overhead":
+        def step(i, det_fn=det_fn, opt=opt, graphs=name == "compiled" and mode == "reduce-overhead"):
+            if graphs:
                 torch.compiler.cudagraph_mark_step_begin()
             opt.zero_grad(set_to_none=True)
             loss = monge_ampere_loss(det_fn(i), pts.omega2[i], pts.weights[i], 1.0)

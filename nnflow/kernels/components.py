@@ -21,6 +21,7 @@ import torch
 
 from nnflow.geometry.linalg import hermitian_det
 
+
 def _pairs(n: int, device=None):
     return torch.triu_indices(n, n, offset=1, device=device)
 

@@ -19,6 +19,7 @@ Both have the Gaussian NNGP kernel σ_a²/2·[Σ_j e^{−σ_b²(x_j−x'_j)²/2d
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -126,19 +127,25 @@ def unpack_jet(T: torch.Tensor, n: int) -> Jet:
     return Jet(T[:, 0], d, torch.complex(A, Bm))
 
 
+@functools.lru_cache
+def _dd_component_rows(n: int) -> tuple[list[int], list[float]]:
+    """Rows of a packed jet holding A_aa, A_ab, B_ab (a < b) and the components' scales."""
+    ia, ib = torch.triu_indices(n, n).tolist()
+    pairs = {ab: k for k, ab in enumerate(zip(ia, ib))}
+    strict = [(a, b) for a in range(n) for b in range(a + 1, n)]
+    first = 1 + 2 * n
+    rows = [first + pairs[(a, a)] for a in range(n)] + [first + pairs[ab] for ab in strict]
+    rows += [first + len(pairs) + k for k in range(len(strict))]
+    return rows, [1.0] * n + [math.sqrt(2)] * (2 * len(strict))
+
+
 def dd_components(T: torch.Tensor, n: int) -> torch.Tensor:
     """The ∂_a∂̄_b rows of a packed jet as orthonormal Hermitian components: (B, R, D) → (B, n², D).
 
     Components as nnflow.kernels.components.hermitian_to_real: (A_aa; √2 A_ab; √2 B_ab), a < b.
     """
-    ia, ib, _, _ = _pair_index(n, T.device)
-    pairs = {(a, b): k for k, (a, b) in enumerate(zip(ia.tolist(), ib.tolist()))}
-    m = len(pairs)
-    rows = [1 + 2 * n + pairs[(a, a)] for a in range(n)]
-    strict = [(a, b) for a in range(n) for b in range(a + 1, n)]
-    rows += [1 + 2 * n + pairs[ab] for ab in strict] + [1 + 2 * n + m + k for k in range(len(strict))]
-    scale = torch.tensor([1.0] * n + [math.sqrt(2)] * (2 * len(strict)), dtype=T.dtype, device=T.device)
-    return T[:, rows] * scale[:, None]
+    rows, scale = _dd_component_rows(n)
+    return T[:, rows] * T.new_tensor(scale)[:, None]
 
 
 def _linear_packed(T: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:

@@ -21,8 +21,8 @@ from torch import nn
 from torch.func import functional_call
 
 from nnflow.geometry.fubini_study import fs_metric, fs_potential, pullback
-from nnflow.models.features import Jet, ProjectiveFeatures
 from nnflow.kernels.components import hermitian_to_real
+from nnflow.models.features import Jet, ProjectiveFeatures
 from nnflow.models.networks import dd_components, pack_jet
 
 INITS = ("centered", "random", "zero_last")

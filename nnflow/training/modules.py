@@ -21,11 +21,19 @@ from nnflow.geometry.measures import sigma_measure, volume
 from nnflow.geometry.pointset import PointSet
 from nnflow.kernels.components import real_hermitian_det, real_to_hermitian
 
-
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 # The packed route caches the feature jet of every training point; above this size (degree-2
 # features on 10^5 points) it is cached only when compiling, and the per-step jet is used otherwise.
 PACKED_CACHE_BYTES = 2 * 1024**3
+
+
+def compile_mode(value) -> str | None:
+    """A ``compile`` setting as a torch.compile mode, or None for eager (None, False, "none")."""
+    if value in (None, False, "none"):
+        return None
+    if value not in COMPILE_MODES:
+        raise ValueError(f"compile={value!r}; choose from none, {', '.join(COMPILE_MODES)}")
+    return value
 
 
 class TrainingDivergedError(RuntimeError):
@@ -120,9 +128,7 @@ class MetricModule(L.LightningModule):
             raise ValueError(f"check_every_n_steps={check_every_n_steps!r} must be a positive integer")
         self.check_every_n_steps = check_every_n_steps
         self._health: list[tuple[int, int, torch.Tensor]] = []  # (step, points, [loss, n det ≤ 0, min det])
-        compile = None if compile in (None, False, "none") else compile
-        if compile is not None and compile not in COMPILE_MODES:
-            raise ValueError(f"compile={compile!r}; choose from none, {', '.join(COMPILE_MODES)}")
+        compile = compile_mode(compile)
         if compile is not None and not getattr(model, "supports_packed", False):
             raise ValueError(
                 f"compile={compile!r} needs a Kähler potential whose network propagates packed jets "

@@ -27,10 +27,10 @@ from nnflow.precision import PRECISIONS, set_precision
 from nnflow.training.callbacks import MetricsCSV, plot_sigma
 from nnflow.training.data import PointDataModule
 from nnflow.training.modules import (
-    COMPILE_MODES,
     FrozenFlowModule,
     MetricModule,
     TrainingDivergedError,
+    compile_mode,
     evaluate_points,
 )
 
@@ -51,9 +51,7 @@ def validate_config(cfg: DictConfig) -> None:
     lr = OmegaConf.select(cfg, "optim.optimizer.lr")
     if lr is not None and not lr > 0:
         raise ValueError(f"optim.optimizer.lr={lr!r} must be positive")
-    compile_mode = cfg.get("compile")
-    if compile_mode not in (None, False, "none", *COMPILE_MODES):
-        raise ValueError(f"compile={compile_mode!r}; choose from none, {', '.join(COMPILE_MODES)}")
+    compile_mode(cfg.get("compile"))
     every = cfg.get("check_every_n_steps", 1)
     if not isinstance(every, int) or isinstance(every, bool) or every < 1:
         raise ValueError(f"check_every_n_steps={every!r} must be a positive integer")
@@ -198,7 +196,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
         dtype=dtype,
         drop_last=bool(cfg.data.get("drop_last", False)) and not frozen,
         # a compiled step reads every per-point term from its device cache (MetricModule)
-        train_index_only=cfg.get("compile") not in (None, False, "none") and not frozen,
+        train_index_only=compile_mode(cfg.get("compile")) is not None and not frozen,
     )
     data.prepare_data()
     kappa = class_kappa(data.split("train"), float(cfg.kahler_t))
