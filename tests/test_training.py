@@ -111,6 +111,7 @@ def test_nonpositive_metric_stops_at_its_step(tmp_path):
         ("data.n_train=0", "n_train"),
         ("compile=fast", "compile"),
         ("check_every_n_steps=0", "check_every_n_steps"),
+        ("model.feature_symmetry=mirror", "unknown feature_symmetry"),
     ],
 )
 def test_bad_config_fails_before_training(override, message, tmp_path):

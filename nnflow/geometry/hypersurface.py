@@ -112,6 +112,25 @@ class Hypersurface:
         """Σ_m |c_m z^{e_m}|, the size against which p(z) is small: (..., N+1) → (...) real."""
         return self._scale(z.abs()).squeeze(-1)
 
+    def phase_symmetries(self) -> torch.Tensor:
+        """Diagonal phase symmetries of X of order d = deg p.
+
+        z_i → ω^{r_i} z_i with ω = e^{2πi/d} maps X to itself when p(ω^r z) = c·p(z), i.e. when
+        e_m·r ≡ e_0·r (mod d) for every monomial m; such a map is an isometry of the FS metric,
+        so the Ricci-flat metric in its class (unique) is invariant too.
+
+        Returns:
+            (G, N+1) long: every r ∈ {0, …, d−1}^{N+1} with that property (G = d^N for a Fermat
+            polynomial, which has every such r; the overall r = (1, …, 1) is always there).
+        """
+        d, N1 = self.degree, self.n_coords
+        if d**N1 > 10**7:
+            raise ValueError(f"too many phase vectors to enumerate ({d}^{N1}) for this hypersurface")
+        r = torch.cartesian_prod(*[torch.arange(d)] * N1)  # (d^{N+1}, N+1)
+        charge = self.exponents @ r.T  # (M, d^{N+1})
+        keep = ((charge - charge[:1]) % d == 0).all(0)
+        return r[keep]
+
     def to_dict(self) -> dict:
         """Metadata that rebuilds this hypersurface (JSON-serializable)."""
         return {

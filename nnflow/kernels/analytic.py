@@ -393,7 +393,7 @@ def analytic_kernel(model, **overrides) -> AnalyticKernel:
         overrides: extra constructor options (e.g. quadrature=True).
     Raises:
         ValueError: for parameterization "standard" (the kernels are derived for "ntk"),
-            an unknown network, or an unknown option.
+            feature_symmetry other than "none", an unknown network, or an unknown option.
     """
     cfg = _config_of(model)
     network = cfg.pop("network", "mlp")
@@ -402,6 +402,11 @@ def analytic_kernel(model, **overrides) -> AnalyticKernel:
     param = cfg.get("parameterization", "ntk")
     if param != "ntk":
         raise ValueError(f"analytic kernels are derived for parameterization 'ntk'; got {param!r}")
+    symmetry = cfg.pop("feature_symmetry", "none")
+    if symmetry != "none":
+        raise ValueError(
+            f"analytic kernels are derived for the full projective features; got feature_symmetry={symmetry!r}"
+        )
     known = set(_OPTIONS[network]) | {"feature_degree", "output_scale", "init"}
     options = {}
     for key, value in cfg.items():
@@ -424,6 +429,7 @@ def _config_of(model) -> dict:
             network=name,
             parameterization=net.parameterization,
             feature_degree=model.features.degree,
+            feature_symmetry="none" if model.features.phases is None else "phases",
             output_scale=model.output_scale,
             init=model.init,
         )

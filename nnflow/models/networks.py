@@ -19,7 +19,6 @@ Both have the Gaussian NNGP kernel σ_a²/2·[Σ_j e^{−σ_b²(x_j−x'_j)²/2d
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
@@ -127,9 +126,20 @@ def unpack_jet(T: torch.Tensor, n: int) -> Jet:
     return Jet(T[:, 0], d, torch.complex(A, Bm))
 
 
-@functools.lru_cache
+_DD_ROWS: dict[int, tuple[list[int], list[float]]] = {}
+
+
 def _dd_component_rows(n: int) -> tuple[list[int], list[float]]:
-    """Rows of a packed jet holding A_aa, A_ab, B_ab (a < b) and the components' scales."""
+    """Rows of a packed jet holding A_aa, A_ab, B_ab (a < b) and the components' scales.
+
+    Cached in a plain dict (torch.compile traces it; it warns about functools.lru_cache).
+    """
+    if n not in _DD_ROWS:
+        _DD_ROWS[n] = _component_rows(n)
+    return _DD_ROWS[n]
+
+
+def _component_rows(n: int) -> tuple[list[int], list[float]]:
     ia, ib = torch.triu_indices(n, n).tolist()
     pairs = {ab: k for k, ab in enumerate(zip(ia, ib))}
     strict = [(a, b) for a in range(n) for b in range(a + 1, n)]

@@ -26,6 +26,7 @@ from nnflow.models.features import Jet, ProjectiveFeatures
 from nnflow.models.networks import dd_components, pack_jet
 
 INITS = ("centered", "random", "zero_last")
+FEATURE_SYMMETRIES = ("none", "phases")
 
 
 class KahlerPotential(nn.Module):
@@ -38,6 +39,9 @@ class KahlerPotential(nn.Module):
         kahler_t: Kähler class t of K_FS.
         init: "centered", "random" or "zero_last".
         output_scale: α.
+        phases, phase_order: keep only the features invariant under these diagonal phase
+            symmetries (``Hypersurface.phase_symmetries()``, order deg p), so φ is invariant;
+            those features are standardized under the FS measure (ProjectiveFeatures).
     """
 
     def __init__(
@@ -48,16 +52,20 @@ class KahlerPotential(nn.Module):
         kahler_t: float = 1.0,
         init: str = "centered",
         output_scale: float = 1.0,
+        phases: torch.Tensor | None = None,
+        phase_order: int | None = None,
     ):
         super().__init__()
         if init not in INITS:
             raise ValueError(f"unknown init {init!r}; choose from {INITS}")
         if not kahler_t > 0:
             raise ValueError(f"kahler_t must be positive; got {kahler_t!r}")
-        self.features = ProjectiveFeatures(n_coords, feature_degree)
+        # the kept invariant entries differ in scale by orders of magnitude: standardize them
+        self.features = ProjectiveFeatures(n_coords, feature_degree, phases, phase_order, standardize=phases is not None)
         if getattr(network, "in_dim", self.features.dim) != self.features.dim:
+            kind = "phase-invariant " if phases is not None else ""
             raise ValueError(
-                f"network expects {network.in_dim} inputs but degree-{feature_degree} features "
+                f"network expects {network.in_dim} inputs but {kind}degree-{feature_degree} features "
                 f"on P^{n_coords - 1} have {self.features.dim}"
             )
         self.network = network
@@ -182,6 +190,9 @@ def build_potential(
     init: str = "centered",
     output_scale: float = 1.0,
     seed: int | None = None,
+    feature_symmetry: str = "none",
+    phases: torch.Tensor | None = None,
+    phase_order: int | None = None,
     **network_kwargs,
 ) -> KahlerPotential:
     """A KahlerPotential from flat options (what conf/model/*.yaml holds).
@@ -190,11 +201,20 @@ def build_potential(
         network: "mlp", "cosnet" or "gaussnet"; network_kwargs go to its constructor
             (width, depth, activation, parameterization, sigma_w, sigma_b, sigma_a, sigma_c).
         seed: if given, the parameters are drawn from torch.manual_seed(seed).
+        feature_symmetry: "none", or "phases": only the features invariant under the
+            manifold's diagonal phase symmetries (``phases``, ``phase_order``: from
+            ``Hypersurface.phase_symmetries()`` and deg p; nnflow-train passes them).
     """
     from nnflow.models.networks import build_network
 
-    features = ProjectiveFeatures(n_coords, feature_degree)
+    if feature_symmetry not in FEATURE_SYMMETRIES:
+        raise ValueError(f"unknown feature_symmetry {feature_symmetry!r}; choose from {FEATURE_SYMMETRIES}")
+    if feature_symmetry == "phases" and phases is None:
+        raise ValueError("feature_symmetry=phases needs the manifold's phase symmetries (phases=, phase_order=)")
+    if feature_symmetry == "none":
+        phases = phase_order = None
+    features = ProjectiveFeatures(n_coords, feature_degree, phases, phase_order, standardize=phases is not None)
     if seed is not None:
         torch.manual_seed(int(seed))
     net = build_network(network, features.dim, **network_kwargs)
-    return KahlerPotential(net, n_coords, feature_degree, kahler_t, init, output_scale)
+    return KahlerPotential(net, n_coords, feature_degree, kahler_t, init, output_scale, phases, phase_order)

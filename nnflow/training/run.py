@@ -109,10 +109,18 @@ def build_surface(cfg: DictConfig):
     return make_hypersurface(params.pop("name"), **params)
 
 
+def model_kwargs(cfg: DictConfig, surface) -> dict:
+    """What a model factory needs from the manifold and the run, besides cfg.model."""
+    out = {"n_coords": surface.n_coords, "kahler_t": float(cfg.kahler_t), "seed": int(cfg.seed)}
+    if cfg.model.get("feature_symmetry", "none") == "phases":
+        out.update(phases=surface.phase_symmetries(), phase_order=surface.degree)
+    return out
+
+
 def build_model(cfg: DictConfig, surface, dtype: torch.dtype) -> torch.nn.Module:
     """The metric model from cfg.model (a KahlerPotential, or any _target_ with metric())."""
     try:
-        model = instantiate(cfg.model, n_coords=surface.n_coords, kahler_t=float(cfg.kahler_t), seed=int(cfg.seed))
+        model = instantiate(cfg.model, **model_kwargs(cfg, surface))
     except InstantiationException as err:  # surface the library's own message
         if isinstance(err.__cause__, (ValueError, TypeError)):
             raise type(err.__cause__)(f"model config: {err.__cause__}") from err
