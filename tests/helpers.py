@@ -24,6 +24,27 @@ def compose_train(*overrides: str, tmp_path=None):
         return compose(config_name="train", overrides=list(overrides) + extra)
 
 
+def feature_jet_by_autodiff(features, ps):
+    """Reference feature jet: value, ∂_a x (B, n, D) and ∂_a∂̄_b x (B, n, n, D) by torch.func
+    on x(z0 + ξJ) with ξ = (Re, Im) chart coordinates (the Wirtinger combinations)."""
+    from torch.func import jacfwd, jacrev, vmap
+
+    from nnflow.geometry.curvature import wirtinger_hessian
+
+    n = ps.dim
+
+    def one(z0, J):
+        def feat(xi):
+            return features((z0 + torch.complex(xi[:n], xi[n:]) @ J)[None])[0]
+
+        xi = torch.zeros(2 * n, dtype=torch.float64)
+        dx = jacfwd(feat)(xi)
+        return feat(xi), 0.5 * (dx[:, :n] - 1j * dx[:, n:]), wirtinger_hessian(jacfwd(jacrev(feat))(xi))
+
+    value, d, dd = vmap(one)(ps.z, ps.jac)
+    return value, d.transpose(1, 2), dd.permute(0, 2, 3, 1)
+
+
 class PoisonedPotential(torch.nn.Module):
     """A KahlerPotential whose metric turns bad after ``healthy_calls`` training-mode calls:
     NaN (``poison="nan"``) or −g (``poison="negate"``, finite but not positive definite)."""

@@ -1,5 +1,6 @@
-"""σ_val against wall-clock time for the two quintic_mlp CPU runs: phase-invariant features
-(this directory) and the full degree-1 features (../quintic_mlp_cpu_degree1).
+"""σ_val against wall-clock time for the quintic_mlp CPU runs: phase-invariant features
+(this directory, float64; ../quintic_mlp_cpu_float32) and the full degree-1 features
+(../quintic_mlp_cpu_degree1).
 
     python experiments/quintic_mlp_cpu/compare_features.py   # writes features.png / .pdf here
 """
@@ -19,6 +20,7 @@ from nnflow.training.callbacks import read_metrics  # noqa: E402
 HERE = Path(__file__).parent
 RUNS = {
     "phase-invariant features (degree 5, 146), float64": HERE,
+    "phase-invariant features, float32": HERE.parent / "quintic_mlp_cpu_float32",
     "full features (degree 1, 25), float32": HERE.parent / "quintic_mlp_cpu_degree1",
 }
 

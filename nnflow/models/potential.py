@@ -15,6 +15,7 @@ jet propagated through the network (networks.py): no input Hessian is formed.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import nn
@@ -62,6 +63,13 @@ class KahlerPotential(nn.Module):
             raise ValueError(f"kahler_t must be positive; got {kahler_t!r}")
         # the kept invariant entries differ in scale by orders of magnitude: standardize them
         self.features = ProjectiveFeatures(n_coords, feature_degree, phases, phase_order, standardize=phases is not None)
+        if phases is not None and self.features.dim == self.features.n_monomials:
+            warnings.warn(
+                f"phase-invariant features of degree {feature_degree} are only the diagonal |z^α|²/|z|^{{2k}}: "
+                "φ then depends on the |z_i| alone and cannot be the Ricci-flat potential; "
+                "use feature_degree = the degree of the polynomial",
+                stacklevel=2,
+            )
         if getattr(network, "in_dim", self.features.dim) != self.features.dim:
             kind = "phase-invariant " if phases is not None else ""
             raise ValueError(
