@@ -238,4 +238,7 @@ def _invariant_pairs(exps: torch.Tensor, iu: torch.Tensor, phases, phase_order) 
     if r.ndim != 2 or r.shape[1] != exps.shape[1]:
         raise ValueError(f"phases must have shape (G, {exps.shape[1]}); got {tuple(r.shape)}")
     diff = exps[iu[0]] - exps[iu[1]]  # (P, N+1)
-    return ((diff @ r.T) % phase_order == 0).all(-1)
+    keep = torch.ones(diff.shape[0], dtype=torch.bool)
+    for chunk in r.split(256):  # (P, G) charges at once would be ~0.4 GB for the quintic at k = 5
+        keep &= ((diff @ chunk.T) % phase_order == 0).all(-1)
+    return keep
