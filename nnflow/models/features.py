@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import torch
 
@@ -106,23 +107,27 @@ class ProjectiveFeatures:
         self._rows = torch.cat([torch.arange(m), iu[0], iu[1]])
         self._cols = torch.cat([torch.arange(m), iu[1], iu[0]])
         self.standardize = bool(standardize)
-        mean, std = self.fs_moments()
-        self._shift, self._scale = (mean, 1 / std) if standardize else (torch.zeros(self.dim), torch.ones(self.dim))
+        self._shift, self._scale = None, None
+        if standardize:
+            mean, std = self.fs_moments()
+            self._shift, self._scale = mean, 1 / std
         self._cache: dict = {}
 
-    def _on(self, ref: torch.Tensor):
+    def _on(self, ref: torch.Tensor) -> SimpleNamespace:
+        """The index and weight tables on ref's device, in its real dtype (cached)."""
         key = (ref.device, ref.dtype)
         if key not in self._cache:
             real = ref.real.dtype if ref.is_complex() else ref.dtype
-            self._cache[key] = (
-                [None] + [p.to(ref.device) for p in self._parents[1:]],
-                [None] + [v.to(ref.device) for v in self._variables[1:]],
-                self._weights.to(device=ref.device, dtype=real),
-                self._exponents.to(ref.device),
-                self._rows.to(ref.device),
-                self._cols.to(ref.device),
-                self._shift.to(device=ref.device, dtype=real),
-                self._scale.to(device=ref.device, dtype=real),
+            dev = ref.device
+            self._cache[key] = SimpleNamespace(
+                parents=[None] + [p.to(dev) for p in self._parents[1:]],
+                variables=[None] + [v.to(dev) for v in self._variables[1:]],
+                weights=self._weights.to(device=dev, dtype=real),
+                exponents=self._exponents.to(dev),
+                rows=self._rows.to(dev),
+                cols=self._cols.to(dev),
+                shift=None if self._shift is None else self._shift.to(device=dev, dtype=real),
+                scale=None if self._scale is None else self._scale.to(device=dev, dtype=real),
             )
         return self._cache[key]
 
@@ -152,7 +157,8 @@ class ProjectiveFeatures:
 
     def monomials(self, z: torch.Tensor) -> torch.Tensor:
         """Weighted degree-k monomials m(z): (..., N+1) → (..., m)."""
-        parents, variables, weights = self._on(z)[:3]
+        t = self._on(z)
+        parents, variables, weights = t.parents, t.variables, t.weights
         zt = z.movedim(-1, 0)
         out = torch.ones_like(zt[:1])
         for k in range(1, self.degree + 1):
@@ -163,8 +169,8 @@ class ProjectiveFeatures:
         """∂m_p/∂z_i: (..., N+1) → (..., m, N+1), exact (m_p·α_i/z_i written without division)."""
         if self.degree == 1:
             eye = torch.eye(self.n_coords, dtype=z.dtype, device=z.device)
-            return eye.expand(*z.shape[:-1], -1, -1) * self._on(z)[2][:, None]
-        weights, exps = self._on(z)[2:4]
+            return eye.expand(*z.shape[:-1], -1, -1) * self._on(z).weights[:, None]
+        weights, exps = self._on(z).weights, self._on(z).exponents
         # derivative of z^α along z_i: α_i z^{α−e_i}; evaluate z^{α−e_i} by integer powers
         powers = [torch.ones_like(z)]
         for _ in range(self.degree):
@@ -197,12 +203,12 @@ class ProjectiveFeatures:
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
         """Real features x(z): (..., N+1) complex → (..., dim) real (|x| = 1 unless phases or standardize)."""
-        rows, cols = self._on(z)[4:6]
+        t = self._on(z)
         m = self.monomials(z)
         S = m.real.square().sum(-1) + m.imag.square().sum(-1)
-        E = m[..., rows] * m[..., cols].conj() / S[..., None]
-        shift, scale = self._on(z)[6:8]
-        return (self._to_real(E).real - shift) * scale
+        E = m[..., t.rows] * m[..., t.cols].conj() / S[..., None]
+        x = self._to_real(E).real
+        return x if t.scale is None else (x - t.shift) * t.scale
 
     def jet(self, z: torch.Tensor, jac: torch.Tensor) -> Jet:
         """Features and their ∂_a, ∂_a∂̄_b along the chart directions J_a.
@@ -212,7 +218,8 @@ class ProjectiveFeatures:
         Returns:
             Jet with value (B, dim), d (B, n, dim), dd (B, n, n, dim).
         """
-        rows, cols = self._on(z)[4:6]
+        t = self._on(z)
+        rows, cols = t.rows, t.cols
         m = self.monomials(z)  # (B, m)
         V = jac @ self.monomial_jacobian(z).transpose(-1, -2)  # (B, n, m): ∂_a m
         S = (m.abs().square()).sum(-1)  # (B,)
@@ -224,10 +231,10 @@ class ProjectiveFeatures:
         dE = Wr * mc[:, None] / S[:, None, None]
         gram = W @ W.conj().transpose(-1, -2)  # (B, a, b) = W_b^† W_a
         ddE = (Wr[:, :, None] * Wc[:, None, :] - E[:, None, None] * gram[..., None]) / S[:, None, None, None]
-        shift, scale = self._on(z)[6:8]
-        return Jet(
-            (self._to_real(E).real - shift) * scale, self._to_real(dE) * scale, self._to_real(ddE) * scale
-        )
+        jet = Jet(self._to_real(E).real, self._to_real(dE), self._to_real(ddE))
+        if t.scale is None:
+            return jet
+        return Jet((jet.value - t.shift) * t.scale, jet.d * t.scale, jet.dd * t.scale)
 
 
 def _invariant_pairs(exps: torch.Tensor, iu: torch.Tensor, phases, phase_order) -> torch.Tensor:

@@ -30,6 +30,12 @@ INITS = ("centered", "random", "zero_last")
 FEATURE_SYMMETRIES = ("none", "phases")
 
 
+def potential_features(n_coords: int, degree: int, phases=None, phase_order=None) -> ProjectiveFeatures:
+    """The feature map of a KahlerPotential: all degree-k entries, or the phase-invariant ones,
+    standardized (their scales differ by orders of magnitude; ProjectiveFeatures)."""
+    return ProjectiveFeatures(n_coords, degree, phases, phase_order, standardize=phases is not None)
+
+
 class KahlerPotential(nn.Module):
     """K = K_FS + α φ_θ on P^N restricted to X.
 
@@ -61,8 +67,7 @@ class KahlerPotential(nn.Module):
             raise ValueError(f"unknown init {init!r}; choose from {INITS}")
         if not kahler_t > 0:
             raise ValueError(f"kahler_t must be positive; got {kahler_t!r}")
-        # the kept invariant entries differ in scale by orders of magnitude: standardize them
-        self.features = ProjectiveFeatures(n_coords, feature_degree, phases, phase_order, standardize=phases is not None)
+        self.features = potential_features(n_coords, feature_degree, phases, phase_order)
         if phases is not None and self.features.dim == self.features.n_monomials:
             warnings.warn(
                 f"phase-invariant features of degree {feature_degree} are only the diagonal |z^α|²/|z|^{{2k}}: "
@@ -221,7 +226,7 @@ def build_potential(
         raise ValueError("feature_symmetry=phases needs the manifold's phase symmetries (phases=, phase_order=)")
     if feature_symmetry == "none":
         phases = phase_order = None
-    features = ProjectiveFeatures(n_coords, feature_degree, phases, phase_order, standardize=phases is not None)
+    features = potential_features(n_coords, feature_degree, phases, phase_order)
     if seed is not None:
         torch.manual_seed(int(seed))
     net = build_network(network, features.dim, **network_kwargs)
