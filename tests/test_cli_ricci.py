@@ -8,9 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from nnflow.cli import CONFIG_DIR
-from nnflow.cli.ricci import fit_power_law, headline, run, write_outputs
+from nnflow.fits import power_law_fit
+from nnflow.report.ricci import write_outputs
+from nnflow.torus.study import headline
+from nnflow.torus.study import run_study as run
 
 SCRIPT = os.path.join(os.path.dirname(sys.executable), "nnflow-ricci")
 RICCI_DIR = str(Path(CONFIG_DIR) / "ricci")
@@ -21,15 +25,20 @@ TINY = [
 
 
 @pytest.fixture(autouse=True)
-def _restore_threads():  # run() sets the thread count from the config
+def _restore_threads():  # run_study() sets the thread count from the config
     old = torch.get_num_threads()
     yield
     torch.set_num_threads(old)
 
 
-def _compose(*overrides):
+def _compose_cfg(*overrides):
     with initialize_config_dir(config_dir=RICCI_DIR, version_base="1.3"):
         return compose(config_name="config", overrides=list(overrides))
+
+
+def _compose(*overrides) -> dict:
+    """The resolved config as the plain dict the library takes (what nnflow-ricci passes)."""
+    return OmegaConf.to_container(_compose_cfg(*overrides), resolve=True)
 
 
 def test_run_composes_and_reports(tmp_path):
@@ -55,9 +64,9 @@ def test_run_composes_and_reports(tmp_path):
 
 def test_fit_power_law_recovers_exponent():
     xs = [0.1, 0.05, 0.025]
-    fit = fit_power_law(xs, [3.0 * x**2 for x in xs])
+    fit = power_law_fit(xs, [3.0 * x**2 for x in xs])
     assert fit["rate"] == pytest.approx(2.0) and fit["prefactor"] == pytest.approx(3.0)
-    assert math.isnan(fit_power_law([0.1, 0.05], [1.0, math.nan])["rate"])
+    assert math.isnan(power_law_fit([0.1, 0.05], [1.0, math.nan])["rate"])
 
 
 @pytest.mark.parametrize(
@@ -77,7 +86,7 @@ def test_bad_config_values(override, message):
 
 @pytest.mark.parametrize("preset,n", [("ricci_t2", 2), ("ricci_t3", 3)])
 def test_presets_compose(preset, n):
-    cfg = _compose(f"experiment={preset}")
+    cfg = _compose_cfg(f"experiment={preset}")
     assert cfg.n == n and cfg.name == preset and all(len(k) == n for k in cfg.modes.ks)
 
 
@@ -91,6 +100,24 @@ def test_console_script_prints_json_last(tmp_path):
     assert json.loads((tmp_path / "summary.json").read_text())["seconds"] == result["seconds"]
     assert (tmp_path / "metrics.csv").exists() and (tmp_path / ".hydra" / "config.yaml").exists()
     assert "reference Ricci flow" in proc.stderr  # progress goes to stderr
+    prov = json.loads((tmp_path / "summary.json").read_text())["provenance"]
+    head = subprocess.run(["git", "-C", str(Path(CONFIG_DIR).parent), "rev-parse", "HEAD"], capture_output=True,
+                          text=True).stdout.strip()
+    assert prov["commit"].removesuffix("-dirty") == head  # the checkout that produced the numbers
+    assert prov["versions"]["torch"] == torch.__version__ and prov["device"] == "cpu"
+    assert prov["threads"] == 1  # the config's thread count, set by the study
+
+
+def test_rates_carry_standard_errors():
+    # grid 16: every σ ≥ 1/16 is resolved, so the net-kernel fit also has three points
+    summary, _, _ = run(_compose(*TINY, "grid=16", "kernel.sigmas=[0.16,0.12,0.08]", "network.widths=[]",
+                                 "modes.ks=[[1,0]]", "modes.widths=[]"))
+    for label in ("gauss", "cosnet"):
+        fit = summary["fits"][label]
+        runs = [r for r in summary["runs"] if r["kind"] == label and r["sigma"] >= fit["sigma_min"]]
+        expected = power_law_fit([r["sigma"] for r in runs], [r["rel_error"] for r in runs])
+        assert fit["n"] == len(runs) == 3 and fit["stderr"] == expected["stderr"] and math.isfinite(fit["stderr"])
+    assert headline(summary)["fits_stderr"] == {k: v["stderr"] for k, v in summary["fits"].items()}
 
 
 def test_perelman_field_reports_invariant_error():

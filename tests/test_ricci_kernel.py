@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch.func import jacrev
 
-from nnflow.flows.ricci_kernel import (
+from nnflow.torus.geometry import FourierMetric, TorusGrid, metric_jets
+from nnflow.torus.kernel_flow import (
     fitted_rate,
     gaussian_multiplier,
     kernel_flow,
@@ -23,9 +24,8 @@ from nnflow.flows.ricci_kernel import (
     sigma_b_for_width,
     width_for_sigma_b,
 )
-from nnflow.flows.ricci_reference import metric_distance, mode_amplitude, ricci_flow
-from nnflow.geometry.torus import FourierMetric, TorusGrid, metric_jets
-from nnflow.models.torus import ProductCosNet, ProductGaussNet, TorusMetricNet, periodic_features
+from nnflow.torus.networks import ProductCosNet, ProductGaussNet, TorusMetricNet, periodic_features
+from nnflow.torus.reference import metric_distance, mode_amplitude, ricci_flow
 
 from .helpers import one_thread_only  # noqa: F401  (autouse: these solvers run best on one thread)
 

@@ -7,8 +7,9 @@ import pytest
 import torch
 from scipy.integrate import solve_ivp
 
-from nnflow.flows.ricci_kernel import perelman_field
-from nnflow.flows.ricci_reference import (
+from nnflow.torus.geometry import FourierMetric, TorusGrid, volume_density
+from nnflow.torus.kernel_flow import perelman_field
+from nnflow.torus.reference import (
     conformal_flow_2d,
     hamilton_field,
     integrate,
@@ -18,7 +19,6 @@ from nnflow.flows.ricci_reference import (
     mode_amplitude,
     ricci_flow,
 )
-from nnflow.geometry.torus import FourierMetric, TorusGrid, volume_density
 
 from .helpers import one_thread_only  # noqa: F401  (autouse: these solvers run best on one thread)
 
@@ -105,7 +105,7 @@ def test_area_is_conserved_and_metric_flattens_in_two_dimensions():
     flow = conformal_flow_2d(grid, g0, 0.2, 3)
     areas = [grid.integrate(volume_density(g)).item() for g in flow.metrics]
     assert areas == pytest.approx([areas[0]] * 3, rel=1e-9)
-    from nnflow.geometry.torus import grid_curvature
+    from nnflow.torus.geometry import grid_curvature
 
     R = [grid_curvature(grid, g)["scalar"].abs().max().item() for g in flow.metrics]
     assert R[0] > 1 and R[-1] < 1e-2 * R[0]  # |k| = 1 modes decay like e^{−4π² t}

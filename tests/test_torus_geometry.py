@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.func import jacfwd
 
-from nnflow.geometry.torus import (
+from nnflow.torus.geometry import (
     FourierMetric,
     TorusGrid,
     christoffel,

@@ -4,7 +4,7 @@
     .venv/bin/python experiments/ricci/sigma_sweep.py --quick    # ≈ 1 min smoke version (outputs/)
     .venv/bin/python experiments/ricci/sigma_sweep.py --readme-only   # README + figures from results/
 
-Runs four studies through ``nnflow.cli.ricci.run`` (config conf/ricci, with overrides below),
+Runs four studies through ``nnflow.torus.study.run_study`` (config conf/ricci, with overrides below),
 writes each study's summary.json, metrics.csv and figures under experiments/ricci/results/<study>/,
 two extra figures (error against width, mode rates against |k|) and experiments/ricci/README.md
 with the measured tables.
@@ -22,9 +22,11 @@ from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from nnflow.cli import CONFIG_DIR
-from nnflow.cli.ricci import fit_power_law, plot_all, run, write_outputs
+from nnflow.report.ricci import plot_all, write_outputs
+from nnflow.torus.study import run_study, sigma_fits, width_fits
 
 HERE = Path(__file__).resolve().parent
 SIGMAS_2D = [round(0.16 * 2 ** (-j / 2), 4) for j in range(9)]  # 0.16 … 0.01
@@ -87,9 +89,23 @@ def read_rows(path: Path) -> list[dict]:
         return [{k: num(v) for k, v in row.items()} for row in csv.DictReader(fh)]
 
 
-def compose_study(overrides: list[str]):
+def compose_study(overrides: list[str]) -> dict:
+    """conf/ricci with overrides, resolved to the plain dict ``run_study`` takes."""
     with initialize_config_dir(config_dir=str(Path(CONFIG_DIR) / "ricci"), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides)
+        return OmegaConf.to_container(compose(config_name="config", overrides=overrides), resolve=True)
+
+
+def refit(summary: dict) -> dict:
+    """The summary with its fits recomputed by the library (summaries saved before the fits
+    carried standard errors get them; the same rule and points as ``run_study``)."""
+    fits = sigma_fits(summary["runs"], summary["primary_error"], summary["grid"])
+    return {**summary, "fits": fits, "width_fits": width_fits(summary["runs"])}
+
+
+def _rate(fit: dict, digits: int = 2) -> str:
+    """'p ± e' for a fitted exponent (the ± only where the stderr is finite)."""
+    err = fit.get("stderr", math.nan)
+    return f"{fit['rate']:.{digits}f}" + (f" ± {err:.{digits}f}" if math.isfinite(err) else "")
 
 
 # ---------------------------------------------------------------------- figures
@@ -107,7 +123,7 @@ def plot_widths(summary: dict, path: Path) -> None:
                         key=lambda r: r["width"])
             fit = summary["width_fits"].get(f"{route}_sigma{sigma:g}", {})
             ax.loglog([r["width"] for r in rs], [r["rel_error_vs_kernel"] for r in rs], style,
-                      label=f"{route} σ={sigma:g}: N^{fit.get('rate', math.nan):.2f}")
+                      label=f"{route} σ={sigma:g}: N^{_rate(fit) if fit else 'nan'}")
     ws = torch.tensor([100.0, 20000.0])
     ax.loglog(ws, 2.0 * ws**-0.5, "k--", lw=0.8, label=r"$\propto N^{-1/2}$")
     ax.set_xlabel("width N (per component network)")
@@ -170,12 +186,8 @@ def kernel_table(summary: dict, key: str) -> str:
             else:
                 cells.append(_fmt(r[key]))
         lines.append(f"| {s:g} | " + " | ".join(cells) + " |")
-    cells = []
-    for kind in kinds:
-        sigma_min = 0.0 if kind == "gauss" else 1.0 / summary["grid"]  # as in nnflow.cli.ricci.run
-        use = [runs[(kind, s)] for s in sigmas if (kind, s) in runs and s >= sigma_min]
-        fit = fit_power_law([r["sigma"] for r in use], [r[key] for r in use])
-        cells.append(f"**{fit['rate']:.2f}** (σ ≥ {sigma_min:.3g})")
+    fits = sigma_fits(summary["runs"], key, summary["grid"])  # the study's rule: σ ≥ 1/M for net kernels
+    cells = [f"**{_rate(fits[kind])}** (σ ≥ {fits[kind]['sigma_min']:.3g})" for kind in kinds]
     lines.append("| **fitted exponent** | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -194,9 +206,9 @@ def network_table(summary: dict, key: str) -> str:
         )
     fits = summary["fits"]
     lines.append("")
-    by_sigma = [f"{k}: {v['rate']:.2f}" for k, v in fits.items()
+    by_sigma = [f"{k}: {_rate(v)}" for k, v in fits.items()
                 if k not in ("gauss", "cosnet", "gaussnet") and math.isfinite(v["rate"])]
-    by_width = [f"{k}: {v['rate']:.2f}" for k, v in summary["width_fits"].items() if math.isfinite(v["rate"])]
+    by_width = [f"{k}: {_rate(v)}" for k, v in summary["width_fits"].items() if math.isfinite(v["rate"])]
     if by_sigma:
         lines.append("Fitted exponents of the error against σ: " + ", ".join(by_sigma) + ".")
     if by_width:
@@ -237,12 +249,12 @@ def findings(results: dict) -> list[str]:
         k = {(r["kind"], r["sigma"]): r for r in t2["runs"] if r["route"] == "kernel"}
         s_min = min(s for _, s in k)
         out.append(
-            f"- **Kernel flow → Ricci flow as σ → 0, error ∝ σ²** (T²): fitted exponents {fits['gauss']['rate']:.2f}"
-            f" (Gaussian), {fits['cosnet']['rate']:.2f} (cos-net NTK), {fits['gaussnet']['rate']:.2f} (gauss-net NTK);"
+            f"- **Kernel flow → Ricci flow as σ → 0, error ∝ σ²** (T²): fitted exponents {_rate(fits['gauss'])}"
+            f" (Gaussian), {_rate(fits['cosnet'])} (cos-net NTK), {_rate(fits['gaussnet'])} (gauss-net NTK);"
             f" relative error {k[('gauss', s_min)]['rel_error']:.1e} at σ = {s_min:g} (Gaussian)."
         )
     if t3:
-        out.append(f"- Same in T³: Gaussian-kernel exponent {t3['fits']['gauss']['rate']:.2f}.")
+        out.append(f"- Same in T³: Gaussian-kernel exponent {_rate(t3['fits']['gauss'])}.")
     out.append(
         f"- **Linear regime: measured mode rates = K̂(k)·λ_Ricci(k)** for every kernel, mode and field"
         f" (n = 2, 3; including Perelman's growing gauge mode): largest relative deviation {kernel_dev:.1e}"
@@ -312,8 +324,8 @@ def write_readme(results: dict, seconds: dict, command: str) -> None:
         "∂_t g = K_σ ∗ V(g). For Hamilton's field V = −2Ric it is Ricci flow at σ = 0 and a",
         "*generalized* Ricci flow (non-local at scale σ) for σ > 0; for Perelman's F-gradient",
         "V = −2(Ric + ∇²φ) (measure e^{−φ}dV fixed) it is Ricci flow up to diffeomorphism.",
-        "Library: `nnflow/flows/ricci_kernel.py`, `nnflow/flows/ricci_reference.py`,",
-        "`nnflow/geometry/torus.py`, `nnflow/models/torus.py`; app: `nnflow-ricci` (conf/ricci).",
+        "Library: `nnflow/torus/` (`geometry.py`, `networks.py`, `reference.py`, `kernel_flow.py`,",
+        "`study.py`), files and figures `nnflow/report/ricci.py`; app: `nnflow-ricci` (conf/ricci).",
         "",
         "## Findings",
         "",
@@ -460,7 +472,7 @@ def main(argv=None) -> int:
     if args.out is None:
         args.out = Path("outputs/ricci/sigma_sweep_quick") if args.quick else HERE / "results"
     if args.readme_only:
-        results = {name: json.loads((args.out / name / "summary.json").read_text()) for name in STUDIES}
+        results = {name: refit(json.loads((args.out / name / "summary.json").read_text())) for name in STUDIES}
         for name, summary in results.items():
             plot_all(args.out / name, summary, read_rows(args.out / name / "metrics.csv"), None)
             if any(r["route"] != "kernel" for r in summary["runs"]):
@@ -479,7 +491,7 @@ def main(argv=None) -> int:
         start = time.perf_counter()
         cfg = compose_study(overrides + (QUICK[name] if args.quick else []))
         print(f"[sigma_sweep] {name} …", file=sys.stderr, flush=True)
-        summary, rows, frames = run(cfg)
+        summary, rows, frames = run_study(cfg)
         out = args.out / name
         write_outputs(out, summary, rows, frames, plots=True)
         if any(r["route"] != "kernel" for r in summary["runs"]):
@@ -492,7 +504,8 @@ def main(argv=None) -> int:
     command = ".venv/bin/python experiments/ricci/sigma_sweep.py" + (" --quick" if args.quick else "")
     if not args.quick and not args.only:
         write_readme(results, {k: v["seconds"] for k, v in results.items()}, command)
-    print(json.dumps({k: {"fits": {f: v["rate"] for f, v in s["fits"].items()}, "seconds": seconds[k]}
+    print(json.dumps({k: {"fits": {f: v["rate"] for f, v in s["fits"].items()},
+                          "fits_stderr": {f: v["stderr"] for f, v in s["fits"].items()}, "seconds": seconds[k]}
                       for k, s in results.items()}))
     return 0
 

@@ -1,1 +1,1 @@
-"""Losses and their functional derivatives, frozen-NTK flows, linearized models, Ricci flows (pure torch)."""
+"""Losses and their functional derivatives, frozen-NTK flows, linearized models (pure torch; torus Ricci flows: nnflow.torus)."""

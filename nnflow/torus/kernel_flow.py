@@ -27,7 +27,7 @@ Kernels (all normalized to unit mass, so σ → 0 gives the local flow):
 
     gauss:     periodic Gaussian of width σ (in θ): K̂(k) = exp(−2π²σ²|k|²)
     cosnet / gaussnet:  the exact infinite-width NTK of the product networks of
-               ``nnflow.models.torus`` on the periodic features p(θ), with κ = σ_b²/d, d = 2n,
+               ``nnflow.torus.networks`` on the periodic features p(θ), with κ = σ_b²/d, d = 2n,
                Θ̄(Δ) = σ_a²/2 · e^{−κ Σ_l (1 − cos 2πΔ_l)} · (A + κ Σ_l cos 2πΔ_l),
                A = 2 (cos-net) or 1 + σ_c² (gauss-net); width σ_θ = √d/(2πσ_b).
                Fourier coefficients (``net_kernel_fourier``): with I_k modified Bessel functions,
@@ -51,7 +51,17 @@ import time
 import torch
 from torch.func import jvp, vjp
 
-from nnflow.flows.ricci_reference import (
+from nnflow.fits import linear_fit
+from nnflow.torus.geometry import (
+    TorusGrid,
+    christoffel,
+    ricci,
+    scalar_curvature,
+    tensor_grid_jets,
+    volume_density,
+)
+from nnflow.torus.networks import TorusMetricNet
+from nnflow.torus.reference import (
     FIELD_NAMES,
     FlowResult,
     check_flow_time,
@@ -60,17 +70,8 @@ from nnflow.flows.ricci_reference import (
     integrate,
     linear_modes,
 )
-from nnflow.geometry.torus import (
-    TorusGrid,
-    christoffel,
-    ricci,
-    scalar_curvature,
-    tensor_grid_jets,
-    volume_density,
-)
-from nnflow.models.torus import TorusMetricNet
 
-KERNELS = ("gauss", "cosnet", "gaussnet")
+TORUS_KERNELS = ("gauss", "cosnet", "gaussnet")
 
 
 # ---------------------------------------------------------------------- fields
@@ -187,8 +188,8 @@ def kernel_multiplier(
     grid offsets, divided by its k = 0 value (σ_b = ``sigma_b_for_width(n, σ)``) — exactly the
     operator Σ_θ' Θ̄(θ − θ') V(θ') M^{−n} that a wide network applies on the grid, normalized.
     """
-    if kernel not in KERNELS:
-        raise ValueError(f"unknown kernel {kernel!r}; choose from {KERNELS}")
+    if kernel not in TORUS_KERNELS:
+        raise ValueError(f"unknown kernel {kernel!r}; choose from {TORUS_KERNELS}")
     if kernel == "gauss":
         return gaussian_multiplier(grid, sigma)
     sampled = net_kernel(kernel, grid.points, sigma_b_for_width(grid.n, sigma), sigma_c=sigma_c)
@@ -345,7 +346,7 @@ def net_flow(
 # ---------------------------------------------------------------------- linear regime
 def mode_metric(k, direction: torch.Tensor, amplitude: float = 1e-4):
     """g0(θ) = δ + ε E cos(2πk·θ): one small Fourier mode along a symmetric direction E (n, n)."""
-    from nnflow.geometry.torus import FourierMetric
+    from nnflow.torus.geometry import FourierMetric
 
     k = torch.as_tensor(k, dtype=torch.float64)
     E = torch.as_tensor(direction, dtype=torch.float64)
@@ -353,11 +354,13 @@ def mode_metric(k, direction: torch.Tensor, amplitude: float = 1e-4):
 
 
 def fitted_rate(times: torch.Tensor, amplitudes: torch.Tensor) -> float:
-    """Least-squares slope of log|a(t)| against t (the exponential rate of a mode amplitude)."""
-    t = torch.as_tensor(times, dtype=torch.float64)
-    y = torch.as_tensor(amplitudes, dtype=torch.float64).abs().log()
-    tc = t - t.mean()
-    return ((tc * (y - y.mean())).sum() / tc.square().sum()).item()
+    """Least-squares slope of log|a(t)| against t (the exponential rate of a mode amplitude).
+
+    ``nnflow.fits.linear_fit`` of (t, log|a|): a log-linear fit, the same least squares as the
+    power-law fits with t in place of log x.
+    """
+    log_amp = torch.as_tensor(amplitudes, dtype=torch.float64).abs().log()
+    return linear_fit(torch.as_tensor(times, dtype=torch.float64), log_amp)["slope"]
 
 
 def mode_time(rate: float, t_max: float = 0.05) -> float:

@@ -29,7 +29,7 @@ from collections.abc import Callable
 import torch
 from torch.func import jacfwd, jvp, vmap
 
-MetricFn = Callable[[torch.Tensor], torch.Tensor]  # θ: (n,) → g: (n, n), for one point
+MetricFn = Callable[[torch.Tensor], torch.Tensor]  # θ (..., n) → g (..., n, n): batched, or one point under torch.func
 
 
 # ---------------------------------------------------------------------- formulas in the jets

@@ -1,10 +1,11 @@
 """Reference Ricci flow ∂_t g = −2 Ric(g) on the flat torus T^n, on a periodic grid.
 
-Method of lines: Fourier pseudo-spectral derivatives (``TorusGrid``) and an adaptive
-Dormand–Prince 5(4) integrator (``integrate``). The flow is integrated in its own gauge, with
-no DeTurck term: it is weakly parabolic, but its gauge directions L_V g are neutral (rate
-O(|Ric|), not O(|q|²)), and the kernel flows of ``ricci_kernel`` reduce to exactly this
-equation as σ → 0, so their errors are measured like with like.
+Method of lines: Fourier pseudo-spectral derivatives (``TorusGrid``) and adaptive
+Dormand–Prince 5(4) (``integrate``: torchdiffeq's dopri5, with step counting, frames reached
+and stop conditions). The flow is integrated in its own gauge, with no DeTurck term: it is
+weakly parabolic, but its gauge directions L_V g are neutral (rate O(|Ric|), not O(|q|²)), and
+the kernel flows of ``nnflow.torus.kernel_flow`` reduce to exactly this equation as σ → 0, so
+their errors are measured like with like.
 
 In n = 2 Ricci flow has a conformal reduction (Ric = (R/2) g): g(t) = e^{2w(t)} g0 with
 
@@ -33,7 +34,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from nnflow.geometry.torus import TorusGrid, ricci, scalar_curvature, volume_density
+from nnflow.torus.geometry import TorusGrid, ricci, scalar_curvature, volume_density
 
 FIELD_NAMES = ("hamilton", "perelman")
 
@@ -51,19 +52,55 @@ class Solution:
     failure: str | None = None  # why integration stopped early (on_failure="stop"), else None
 
 
-# Dormand–Prince 5(4) tableau (Hairer, Nørsett & Wanner, ODE I, Table 5.2).
-_C = (0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0, 1.0)
-_A = (
-    (),
-    (1 / 5,),
-    (3 / 40, 9 / 40),
-    (44 / 45, -56 / 15, 32 / 9),
-    (19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729),
-    (9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656),
-    (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84),
-)
-_B5 = (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0.0)
-_B4 = (5179 / 57600, 0.0, 7571 / 16695, 393 / 640, -92097 / 339200, 187 / 2100, 1 / 40)
+class _Stop(Exception):
+    """Raised from a torchdiffeq callback to end the integration with a reason."""
+
+
+class _Watched:
+    """The autonomous rhs as torchdiffeq's func(t, y), with its step callbacks.
+
+    Counts rhs evaluations and steps, keeps the states reached at the requested times (steps land
+    on them: ``step_t``), and raises ``_Stop`` for the conditions ``integrate`` reports: too many
+    steps, a step size below h_min, or ``check`` failing on an accepted state.
+    """
+
+    def __init__(self, rhs, times: torch.Tensor, max_steps: int, h_min: float, check):
+        self.rhs, self.times, self.max_steps, self.h_min, self.check = rhs, times.tolist(), max_steps, h_min, check
+        self.n_rhs = self.n_accepted = self.n_rejected = 0
+        self.frames: list[torch.Tensor] = []  # states at times[1:], in order, as they are reached
+        self._accepted = False  # the state at the next callback_step is a newly accepted one
+
+    def __call__(self, t, y):
+        self.n_rhs += 1
+        return self.rhs(y)
+
+    def _next_time(self, t: float) -> float:
+        return next((s for s in self.times[1:] if s > t), self.times[-1])
+
+    def callback_step(self, t0, y0, dt):
+        t, h = float(t0), float(dt)
+        if self._accepted:
+            self._accepted = False
+            self._on_accepted(t, y0)
+        if self.n_accepted + self.n_rejected >= self.max_steps:
+            raise _Stop(f"more than max_steps={self.max_steps} steps before t={self._next_time(t):.6g} "
+                        f"(reached t={t:.6g})")
+        if not h >= self.h_min:  # also catches a nan step (torchdiffeq's answer to a nan error ratio)
+            raise _Stop(f"step size {h:.3g} underflowed at t={t:.6g}")
+
+    def _on_accepted(self, t: float, y: torch.Tensor) -> None:
+        reason = self.check(y) if self.check is not None else None
+        if reason is not None:
+            raise _Stop(f"{reason} at t={t:.6g}")
+        if len(self.frames) < len(self.times) - 1 and t == self.times[len(self.frames) + 1]:
+            self.frames.append(y.clone())
+
+    def callback_accept_step(self, t0, y0, dt):
+        self.n_accepted += 1
+        self._accepted = True
+
+    def callback_reject_step(self, t0, y0, dt):
+        self.n_rejected += 1
 
 
 def integrate(
@@ -77,14 +114,16 @@ def integrate(
     on_failure: str = "raise",
     check: Callable[[torch.Tensor], str | None] | None = None,
 ) -> Solution:
-    """Solve dy/dt = rhs(y) (autonomous) with adaptive Dormand–Prince 5(4), steps landing on ``times``.
+    """Solve dy/dt = rhs(y) (autonomous) with ``torchdiffeq.odeint`` (dopri5), steps landing on ``times``.
 
-    Error control: RMS of err/(atol + rtol·max(|y|, |y_new|)) ≤ 1 (Hairer's norm), step factor
-    0.9·err^{−1/5} clipped to [0.2, 5]. FSAL: 6 rhs evaluations per accepted step.
+    Dormand–Prince 5(4) with torchdiffeq's error control: RMS of err/(atol + rtol·max(|y|, |y_new|))
+    ≤ 1, step factor 0.9·err^{−1/5} clipped to [0.2, 5] (ifactor 5, as Hairer's DOPRI5); the frames
+    are exact steps (``step_t`` = times), not interpolants. The first step is Hairer's heuristic
+    0.01·‖y‖/‖f(y)‖ (1e-6 if either is tiny) unless ``first_step`` is given.
 
     ``check(y)`` (optional) runs on every accepted state and returns a reason to stop or None.
-    A step that cannot be taken (non-finite rhs, the step size underflowing below
-    1e-10·(t_end − t0), or more than max_steps steps) raises RuntimeError, or with
+    A step that cannot be taken (non-finite rhs, the step size falling below 1e-10·(t_end − t0),
+    or more than max_steps steps, accepted and rejected) raises RuntimeError, or with
     on_failure="stop" ends the integration and returns the states reached so far with
     ``failure`` set (a flow that blows up, e.g. Perelman's at small σ).
 
@@ -92,6 +131,10 @@ def integrate(
         rhs: y ↦ dy/dt, any tensor shape. y0: initial state. times: increasing (F,), times[0] = t0.
     Returns: Solution with states (F', *y0.shape), F' = F unless it stopped early.
     """
+    from torchdiffeq import (
+        odeint,  # the flows import this module; only integrating needs torchdiffeq
+    )
+
     if on_failure not in ("raise", "stop"):
         raise ValueError(f"on_failure must be 'raise' or 'stop'; got {on_failure!r}")
     times = torch.as_tensor(times, dtype=torch.float64)
@@ -99,63 +142,37 @@ def integrate(
         raise ValueError(f"times must be a strictly increasing 1-d sequence; got {times.tolist()}")
     if not (rtol > 0 and atol > 0):
         raise ValueError(f"rtol and atol must be positive; got rtol={rtol!r}, atol={atol!r}")
-    y = y0.clone()
-    t = float(times[0])
-    states = [y.clone()]
-    k1 = rhs(y)
-    n_rhs, n_steps, n_rej = 1, 0, 0
+    y0 = y0.clone()
+    watched = _Watched(rhs, times, max_steps, 1e-10 * float(times[-1] - times[0]), check)
 
-    def err_norm(e, ya, yb):
-        scale = atol + rtol * torch.maximum(ya.abs(), yb.abs())
-        return (e / scale).square().mean().sqrt().item()
-
-    if first_step is None:  # Hairer's starting-step heuristic (order 5)
-        d0 = (y / (atol + rtol * y.abs())).square().mean().sqrt().item()
-        d1 = (k1 / (atol + rtol * y.abs())).square().mean().sqrt().item()
-        h = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
-    else:
-        h = float(first_step)
-    h_min = 1e-10 * float(times[-1] - times[0])
-
-    def stop(reason):
+    def stop(reason: str) -> Solution:
         if on_failure == "raise":
             raise RuntimeError(f"integrate: {reason}")
-        return Solution(times[: len(states)], torch.stack(states), n_steps, n_rej, n_rhs, reason)
+        states = torch.stack([y0, *watched.frames])
+        return Solution(times[: len(states)], states, watched.n_accepted, watched.n_rejected, watched.n_rhs, reason)
 
+    k1 = watched(times[0], y0)
     if not bool(torch.isfinite(k1).all()):
-        return stop(f"non-finite derivative at t={t:.6g}")
-    for t_out in times[1:].tolist():
-        while t < t_out - 1e-14 * max(1.0, abs(t_out)):
-            if n_steps + n_rej >= max_steps:
-                return stop(f"more than max_steps={max_steps} steps before t={t_out:.6g} (reached t={t:.6g})")
-            if h < h_min:
-                return stop(f"step size {h:.3g} underflowed at t={t:.6g}")
-            h_try = min(h, t_out - t)
-            ks = [k1]
-            for i in range(1, 7):
-                yi = y + h_try * sum(a * k for a, k in zip(_A[i], ks))
-                ks.append(rhs(yi))
-            n_rhs += 6
-            y_new = y + h_try * sum(b * k for b, k in zip(_B5, ks) if b)
-            err = h_try * sum((b5 - b4) * k for b5, b4, k in zip(_B5, _B4, ks))
-            e = err_norm(err, y, y_new)
-            if not math.isfinite(e):
-                e = math.inf
-            if e <= 1.0:
-                t += h_try
-                y, k1 = y_new, ks[-1]
-                n_steps += 1
-                reason = check(y) if check is not None else None
-                if reason is not None:
-                    return stop(f"{reason} at t={t:.6g}")
-                factor = 5.0 if e == 0 else min(5.0, max(0.2, 0.9 * e ** (-0.2)))
-                shortened = h_try < h  # cut to land on t_out: do not let it shrink the step
-                h = max(h, h_try * factor) if shortened else h_try * factor
-            else:
-                n_rej += 1
-                h = h_try * max(0.2, 0.9 * e ** (-0.2)) if math.isfinite(e) else h_try * 0.2
-        states.append(y.clone())
-    return Solution(times, torch.stack(states), n_steps, n_rej, n_rhs)
+        return stop(f"non-finite derivative at t={float(times[0]):.6g}")
+    if len(times) == 1:
+        return Solution(times, y0[None], n_rhs=watched.n_rhs)
+    if first_step is None:  # Hairer's starting-step heuristic (order 5), as before torchdiffeq
+        scale = atol + rtol * y0.abs()
+        d0 = (y0 / scale).square().mean().sqrt().item()
+        d1 = (k1 / scale).square().mean().sqrt().item()
+        first_step = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
+    options = {"first_step": first_step, "step_t": times[1:], "ifactor": 5.0, "dfactor": 0.2, "safety": 0.9}
+    try:
+        states = odeint(watched, y0, times.to(y0.device), rtol=rtol, atol=atol, method="dopri5", options=options)
+    except _Stop as err:
+        return stop(str(err))
+    except AssertionError as err:  # torchdiffeq's own guards (dt underflow, non-finite state)
+        return stop(str(err))
+    if check is not None:  # the last state is accepted after the final callback_step
+        reason = check(states[-1])
+        if reason is not None:
+            return stop(f"{reason} at t={float(times[-1]):.6g}")
+    return Solution(times, states, watched.n_accepted, watched.n_rejected, watched.n_rhs)
 
 
 # ---------------------------------------------------------------------- flows on the grid
@@ -188,37 +205,32 @@ def hamilton_field(g: torch.Tensor, dg: torch.Tensor, ddg: torch.Tensor) -> torc
     return -2.0 * ricci(g, dg, ddg)
 
 
-def ricci_flow(
-    grid: TorusGrid,
-    g0: torch.Tensor,
-    t_end: float,
-    n_frames: int = 11,
-    rtol: float = 1e-8,
-    atol: float = 1e-10,
-) -> FlowResult:
+def _grid_flow(rhs, y0: torch.Tensor, t_end: float, n_frames: int, rtol: float, atol: float):
+    """Integrate a grid flow to n_frames equally spaced times in [0, t_end]: (Solution, seconds)."""
+    check_flow_time(t_end, n_frames)
+    start = time.perf_counter()
+    sol = integrate(rhs, y0, torch.linspace(0, t_end, n_frames), rtol=rtol, atol=atol)
+    return sol, time.perf_counter() - start
+
+
+def ricci_flow(grid: TorusGrid, g0: torch.Tensor, t_end: float, n_frames: int = 11,
+               rtol: float = 1e-8, atol: float = 1e-10) -> FlowResult:
     """Ricci flow ∂_t g = −2 Ric(g) from a grid metric g0 (M,)*n + (n, n) up to t_end.
 
     Returns the metric at n_frames equally spaced times in [0, t_end].
     """
     check_flow_time(t_end, n_frames)
     volume_density(g0)  # raises ValueError if g0 is not positive definite
-    start = time.perf_counter()
 
     def rhs(g):
         return hamilton_field(*grid.jets(g))
 
-    sol = integrate(rhs, g0, torch.linspace(0, t_end, n_frames), rtol=rtol, atol=atol)
-    return FlowResult(sol.times, sol.states, sol.n_steps, sol.n_rhs, time.perf_counter() - start)
+    sol, seconds = _grid_flow(rhs, g0, t_end, n_frames, rtol, atol)
+    return FlowResult(sol.times, sol.states, sol.n_steps, sol.n_rhs, seconds)
 
 
-def conformal_flow_2d(
-    grid: TorusGrid,
-    g0: torch.Tensor,
-    t_end: float,
-    n_frames: int = 11,
-    rtol: float = 1e-8,
-    atol: float = 1e-10,
-) -> FlowResult:
+def conformal_flow_2d(grid: TorusGrid, g0: torch.Tensor, t_end: float, n_frames: int = 11,
+                      rtol: float = 1e-8, atol: float = 1e-10) -> FlowResult:
     """n = 2 Ricci flow by its conformal reduction: g(t) = e^{2w} g0, ∂_t w = e^{−2w}(Δ_{g0}w − R0/2).
 
     Δ_{g0} w = (1/√g0) ∂_i(√g0 g0^{ij} ∂_j w) spectrally; ``extra["w"]`` holds w (F, M, M).
@@ -226,7 +238,6 @@ def conformal_flow_2d(
     if grid.n != 2:
         raise ValueError(f"the conformal reduction is for n = 2; got n = {grid.n}")
     check_flow_time(t_end, n_frames)
-    start = time.perf_counter()
     g, dg, ddg = grid.jets(g0)
     r0 = scalar_curvature(g, ricci(g, dg, ddg))
     sqrt_g = volume_density(g0)
@@ -237,9 +248,9 @@ def conformal_flow_2d(
         lap = sum(grid.derivative(flux[..., i], (i,)) for i in range(2)) / sqrt_g
         return torch.exp(-2 * w) * (lap - 0.5 * r0)
 
-    sol = integrate(rhs, torch.zeros(grid.shape, dtype=g0.dtype), torch.linspace(0, t_end, n_frames), rtol=rtol, atol=atol)
+    sol, seconds = _grid_flow(rhs, torch.zeros(grid.shape, dtype=g0.dtype), t_end, n_frames, rtol, atol)
     metrics = torch.exp(2 * sol.states)[..., None, None] * g0
-    return FlowResult(sol.times, metrics, sol.n_steps, sol.n_rhs, time.perf_counter() - start, {"w": sol.states})
+    return FlowResult(sol.times, metrics, sol.n_steps, sol.n_rhs, seconds, {"w": sol.states})
 
 
 def check_flow_time(t_end, n_frames) -> None:

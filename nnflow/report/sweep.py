@@ -24,6 +24,8 @@ from pathlib import Path
 
 import yaml
 
+from nnflow.fits import power_law_fit
+
 FIGURES = ("kernel_distance_vs_width", "kernel_change_vs_width", "sigma_vs_width", "sigma_curves")
 
 
@@ -81,29 +83,17 @@ def collect(sweep_dir: str | Path) -> list[dict]:
 
 
 def fit_slope(xs, ys) -> tuple[float, float]:
-    """Least-squares slope and intercept of log y against log x (finite, positive pairs)."""
-    pts = [(math.log(x), math.log(y)) for x, y in zip(xs, ys) if x and y and x > 0 and y > 0 and math.isfinite(y)]
-    if len(pts) < 2:
-        return math.nan, math.nan
-    mx = sum(p[0] for p in pts) / len(pts)
-    my = sum(p[1] for p in pts) / len(pts)
-    sxx = sum((p[0] - mx) ** 2 for p in pts)
-    if sxx == 0:
-        return math.nan, math.nan
-    slope = sum((p[0] - mx) * (p[1] - my) for p in pts) / sxx
-    return slope, my - slope * mx
+    """Least-squares slope and intercept of log y against log x (finite, positive pairs).
+
+    ``nnflow.fits.power_law_fit`` (slope p, intercept log C); nan with fewer than two points.
+    """
+    fit = power_law_fit(xs, ys)
+    return fit["rate"], math.log(fit["prefactor"]) if math.isfinite(fit["prefactor"]) else math.nan
 
 
 def slope_error(xs, ys) -> float:
     """Standard error of the fit_slope slope from its residuals (nan with fewer than 3 points)."""
-    pts = [(math.log(x), math.log(y)) for x, y in zip(xs, ys) if x and y and x > 0 and y > 0 and math.isfinite(y)]
-    slope, icpt = fit_slope(xs, ys)
-    if len(pts) < 3 or not math.isfinite(slope):
-        return math.nan
-    mx = sum(p[0] for p in pts) / len(pts)
-    sxx = sum((p[0] - mx) ** 2 for p in pts)
-    rss = sum((p[1] - icpt - slope * p[0]) ** 2 for p in pts)
-    return math.sqrt(rss / (len(pts) - 2) / sxx)
+    return power_law_fit(xs, ys)["stderr"]
 
 
 def by_width(records: list[dict], arm: str, key: str) -> list[tuple[int, float, float, int]]:
@@ -181,20 +171,19 @@ def _loglog_with_fit(ax, rows, label, color):
 def make_figures(records: list[dict], stats: dict, out_dir: Path) -> list[str]:
     plt = _plt()
     made = []
-    if stats["kernel_dist0"]:
+    kernel_panels = (
+        (FIGURES[0], "kernel_dist0", "‖Θ_N(0) − Θ̄‖/‖Θ̄‖", "C0", "metric-NTK at initialization vs infinite width"),
+        (FIGURES[1], "kernel_change", "‖Θ_N(T) − Θ_N(0)‖/‖Θ_N(0)‖", "C3", "relative kernel change during training"),
+    )
+    for name, key, label, color, title in kernel_panels:
+        if not stats[key]:
+            continue
         fig, ax = plt.subplots(figsize=(5, 4))
-        _loglog_with_fit(ax, stats["kernel_dist0"], "‖Θ_N(0) − Θ̄‖/‖Θ̄‖", "C0")
-        ax.set_title("metric-NTK at initialization vs infinite width")
-        _save(fig, out_dir, FIGURES[0])
+        _loglog_with_fit(ax, stats[key], label, color)
+        ax.set_title(title)
+        _save(fig, out_dir, name)
         plt.close(fig)
-        made.append(FIGURES[0])
-    if stats["kernel_change"]:
-        fig, ax = plt.subplots(figsize=(5, 4))
-        _loglog_with_fit(ax, stats["kernel_change"], "‖Θ_N(T) − Θ_N(0)‖/‖Θ_N(0)‖", "C3")
-        ax.set_title("relative kernel change during training")
-        _save(fig, out_dir, FIGURES[1])
-        plt.close(fig)
-        made.append(FIGURES[1])
+        made.append(name)
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for arm, color, shift in (("finite", "C0", 1.0), ("linearized", "C2", 1.12)):
         rows = stats["finite_sigma" if arm == "finite" else "linearized_sigma"]

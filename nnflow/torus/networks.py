@@ -16,7 +16,7 @@ with the sum inside (random Fourier features):
 
 with the parent classes' parameters, initialization and NTK/standard parameterization
 (a ~ N(0, σ_a²/N) resp. N(0, σ_a²/2N), b ~ N(0, σ_b²/d), c ~ U[−π, π] resp. N(0, σ_c²)).
-Their infinite-width tangent kernels (NTK parameterization; ``nnflow.flows.ricci_kernel``
+Their infinite-width tangent kernels (NTK parameterization; ``nnflow.torus.kernel_flow``
 states them on the periodic features) are
 
     cos:   Θ̄(x, x') = σ_a²/2 · e^{−σ_b²|x−x'|²/2d} · (2 + σ_b² x·x'/d)
@@ -30,14 +30,12 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
 
 import torch
 from torch.func import functional_call, jvp, stack_module_state, vmap
 
 from nnflow.models.networks import CosNet, GaussNet
-
-MetricFn = Callable[[torch.Tensor], torch.Tensor]
+from nnflow.torus.geometry import MetricFn
 
 
 def periodic_features(theta: torch.Tensor) -> torch.Tensor:
