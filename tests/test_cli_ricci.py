@@ -140,3 +140,11 @@ def test_presets_run_end_to_end(preset, tmp_path):
     assert result["max_mode_rate_deviation_kernel"] < 1e-4
     for name in ("summary.json", "metrics.csv", "error_vs_sigma.png", "mode_rates.png"):
         assert (tmp_path / name).exists()
+
+
+def test_library_study_imports_no_hydra():
+    code = ("import sys, nnflow.torus.study, nnflow.report.ricci, nnflow.fits; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('hydra', 'omegaconf', 'lightning')]; "
+            "assert not bad, bad")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr

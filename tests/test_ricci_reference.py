@@ -192,3 +192,19 @@ def test_reference_rejects_bad_input():
         conformal_flow_2d(TorusGrid(3, 8), torch.eye(3).expand((8, 8, 8, 3, 3)).clone(), 0.1)
     with pytest.raises(ValueError, match="unknown field"):
         linear_modes([1, 0], "yamabe")
+
+
+def test_integrator_stops_on_max_steps_and_on_a_failed_check():
+    # torchdiffeq counts steps per output time; integrate bounds the total (accepted + rejected)
+    rhs = lambda y: -50.0 * y  # noqa: E731
+    with pytest.raises(RuntimeError, match="max_steps=5 steps"):
+        integrate(rhs, torch.ones(3, dtype=torch.float64), [0.0, 0.5, 1.0], rtol=1e-10, atol=1e-12, max_steps=5)
+    sol = integrate(rhs, torch.ones(3, dtype=torch.float64), torch.linspace(0, 0.1, 5), rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(sol.states[:, 0], torch.exp(-50.0 * torch.linspace(0, 0.1, 5)), rtol=1e-8, atol=0)
+    assert sol.n_steps > 0 and sol.n_rhs >= 6 * sol.n_steps and sol.failure is None
+    # a check failing once y < 0.5 (t = log 2 / 50 ≈ 0.0139): frames before it are kept
+    check = lambda y: "below one half" if y.max() < 0.5 else None  # noqa: E731
+    stopped = integrate(rhs, torch.ones(3, dtype=torch.float64), torch.linspace(0, 0.1, 11), check=check,
+                        on_failure="stop")
+    assert stopped.failure.startswith("below one half at t=") and len(stopped.states) == 2  # t = 0, 0.01
+    assert float(stopped.failure.split("t=")[1]) == pytest.approx(math.log(2) / 50, abs=0.005)

@@ -105,7 +105,7 @@ def refit(summary: dict) -> dict:
 def _rate(fit: dict, digits: int = 2) -> str:
     """'p ± e' for a fitted exponent (the ± only where the stderr is finite)."""
     err = fit.get("stderr", math.nan)
-    return f"{fit['rate']:.{digits}f}" + (f" ± {err:.{digits}f}" if math.isfinite(err) else "")
+    return f"{fit['rate']:.{digits}f}" + (f" ± {err:.2g}" if math.isfinite(err) else "")
 
 
 # ---------------------------------------------------------------------- figures
@@ -351,6 +351,8 @@ def write_readme(results: dict, seconds: dict, command: str) -> None:
         "- Error: ‖g_flow(T) − g_Ricci(T)‖ / ‖g_Ricci(T) − g0‖ with ‖h‖² = ∫|h|_F² dθ (\"rel error\").",
         "  For Perelman's field the metrics can only agree up to diffeomorphism, so the error is the",
         "  largest relative difference of the diffeomorphism invariants ∫R²dV, ∫|Ric|²dV, ∫|∇R|²dV.",
+        "- Fitted exponents: least squares in log-log space (`nnflow.fits.power_law_fit`), p ± the",
+        "  standard error of the slope from the residuals (no ± with two points).",
         "- Kernels (unit mass, width σ in θ, torus period 1): `gauss` = periodic Gaussian, multiplier",
         "  exp(−2π²σ²|k|²); `cosnet`/`gaussnet` = the exact infinite-width NTK of the product cos-/gauss-net",
         "  on the periodic features (cos 2πθ, sin 2πθ), σ_b = √(2n)/(2πσ), sampled on the grid.",

