@@ -148,3 +148,14 @@ def test_library_study_imports_no_hydra():
             "assert not bad, bad")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_plain_dict_config_errors_name_the_key():
+    cfg = _compose(*TINY)
+    del cfg["solver"]["max_steps"]
+    with pytest.raises(ValueError, match="solver.max_steps=missing"):
+        run(cfg)
+    cfg = _compose(*TINY)
+    cfg["modes"]["ks"] = 3
+    with pytest.raises(ValueError, match="modes.ks"):
+        run(cfg)

@@ -87,7 +87,12 @@ def validate(cfg: Mapping) -> None:
     if not (isinstance(sigma_c, (int, float)) and sigma_c >= 0):
         raise ValueError(f"config value network.sigma_c={sigma_c!r} must be ≥ 0")
     n, size = cfg["n"], cfg["grid"]
-    for k in cfg["modes"]["ks"]:
+    ks = select(cfg, "modes.ks")
+    if not isinstance(ks, (list, tuple)):
+        raise ValueError(f"config value modes.ks={ks!r} must be a list of modes (lists of {n} integers)")
+    for k in ks:
+        if not isinstance(k, (list, tuple)):
+            raise ValueError(f"config value modes.ks contains {k!r}: each mode must be {n} integers, not all 0")
         k = list(k)
         if len(k) != n or not all(isinstance(v, int) for v in k) or not any(k):
             raise ValueError(f"config value modes.ks contains {k!r}: each mode must be {n} integers, not all 0")
