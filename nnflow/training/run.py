@@ -37,31 +37,27 @@ from nnflow.training.modules import (
     compile_mode,
     evaluate_points,
 )
+from nnflow.validation import check_choice, check_int, check_positive
 
 log = logging.getLogger("nnflow")
 
 
 def validate_config(cfg: DictConfig) -> None:
     """Reject bad values before anything is sampled or trained (ValueError naming the key)."""
-    if cfg.dtype not in PRECISIONS:
-        raise ValueError(f"dtype={cfg.dtype!r}; choose from {sorted(PRECISIONS)}")
-    if not cfg.kahler_t > 0:
-        raise ValueError(f"kahler_t={cfg.kahler_t!r} must be positive")
+    check_choice(cfg, "dtype", sorted(PRECISIONS))
+    check_positive(cfg, "kahler_t")
     loss_power(cfg.loss.kind)
     model_factory(cfg.model)  # model.kind
-    for key in ("width", "depth"):
-        value = cfg.model.get(key)
-        if value is not None and (not isinstance(value, int) or value <= 0):
-            raise ValueError(f"model.{key}={value!r} must be a positive integer")
-    lr = OmegaConf.select(cfg, "optim.optimizer.lr")
-    if lr is not None and not lr > 0:
-        raise ValueError(f"optim.optimizer.lr={lr!r} must be positive")
+    # width and depth where the architecture has them (the Gaussian kernel has neither)
+    sizes = [f"model.{key}" for key in ("width", "depth") if cfg.model.get(key) is not None]
+    check_int(cfg, *sizes)
+    if OmegaConf.select(cfg, "optim.optimizer.lr") is not None:  # an optimizer without lr is its own business
+        check_positive(cfg, "optim.optimizer.lr")
     compile_mode(cfg.get("compile"))
-    every = cfg.get("check_every_n_steps", 1)
-    if not isinstance(every, int) or isinstance(every, bool) or every < 1:
-        raise ValueError(f"check_every_n_steps={every!r} must be a positive integer")
-    if cfg.trainer.get("max_epochs") is not None and cfg.trainer.max_epochs <= 0:
-        raise ValueError(f"trainer.max_epochs={cfg.trainer.max_epochs!r} must be positive")
+    if "check_every_n_steps" in cfg:
+        check_int(cfg, "check_every_n_steps")
+    if cfg.trainer.get("max_epochs") is not None:  # None: Lightning's default
+        check_int(cfg, "trainer.max_epochs")
 
 
 # What ``model.kind`` trains, and the factory that builds it from the model config's other keys:
