@@ -3,7 +3,8 @@
 Separate from the Hydra wrapper (nnflow/cli/train.py) so that tests and sweeps call it
 directly. A run directory holds: config.yaml (resolved), metrics.csv, sigma.png/.pdf,
 checkpoints/{last,best}.ckpt and summary.json. Re-running with the same run directory resumes
-from checkpoints/last.ckpt (``resume: auto``).
+from checkpoints/last.ckpt (``resume: auto``). What is trained is ``cfg.model.kind`` (finite,
+linearized or frozen; FACTORIES); summary.json carries the provenance block (nnflow.provenance).
 """
 
 from __future__ import annotations
@@ -104,8 +105,8 @@ def symmetry_kwargs(cfg: DictConfig, surface) -> dict:
 
 def model_kwargs(cfg: DictConfig, surface) -> dict:
     """What a network factory needs from the manifold and the run, besides cfg.model."""
-    out = {"n_coords": surface.n_coords, "kahler_t": float(cfg.kahler_t), "seed": int(cfg.seed)}
-    return out | symmetry_kwargs(cfg, surface)
+    run = {"n_coords": surface.n_coords, "kahler_t": float(cfg.kahler_t), "seed": int(cfg.seed)}
+    return run | symmetry_kwargs(cfg, surface)
 
 
 def build_model(cfg: DictConfig, surface, dtype: torch.dtype) -> torch.nn.Module:
