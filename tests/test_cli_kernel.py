@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 
 from nnflow.cli import CONFIG_DIR
@@ -54,3 +55,6 @@ def test_console_script_prints_json_last(tmp_path):
     assert json.loads((tmp_path / "kernel.json").read_text()) == result
     assert (tmp_path / ".hydra" / "config.yaml").exists()
     assert "seed 2/2" in proc.stderr  # progress goes to stderr
+    provenance = result["provenance"]
+    assert provenance["versions"]["torch"] == torch.__version__ and provenance["device"] == "cpu"
+    assert provenance["commit"] and provenance["threads"] >= 1

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 
 from nnflow.cli import CONFIG_DIR
@@ -62,6 +63,10 @@ def test_console_script_prints_json_last(tmp_path):
     assert result["n_points"] == 900 and result["manifold"] == "fermat_cubic"
     assert json.loads((tmp_path / "measure.json").read_text())["sigma"] == result["sigma"]
     assert (tmp_path / ".hydra" / "config.yaml").exists()  # the resolved config is saved
+    provenance = json.loads((tmp_path / "measure.json").read_text())["provenance"]
+    assert provenance == result["provenance"]
+    assert provenance["versions"]["torch"] == torch.__version__ and provenance["device"] == "cpu"
+    assert provenance["commit"] and provenance["threads"] >= 1
 
 
 def test_unknown_manifold_is_a_clear_error(tmp_path):

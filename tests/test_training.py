@@ -76,7 +76,7 @@ def test_nan_stops_with_message_and_keeps_last_good_checkpoint(every, tmp_path):
     run = tmp_path / "run"
     cfg = compose_train(
         "experiment=cubic_mlp", *FAST_TRAIN, "logger=csv", "trainer.max_epochs=5", f"check_every_n_steps={every}",
-        "model._target_=tests.helpers.PoisonedPotential", "+model.healthy_calls=6", tmp_path=tmp_path,
+        "+model._target_=tests.helpers.PoisonedPotential", "+model.healthy_calls=6", tmp_path=tmp_path,
     )
     summary, _ = train(cfg, run)
     assert summary["status"] == "diverged"
@@ -91,7 +91,7 @@ def test_nonpositive_metric_stops_at_its_step(tmp_path):
     run = tmp_path / "run"
     cfg = compose_train(
         "experiment=cubic_mlp", *FAST_TRAIN, "logger=csv", "trainer.max_epochs=5", "check_every_n_steps=3",
-        "model._target_=tests.helpers.PoisonedPotential", "+model.healthy_calls=5", "+model.poison=negate",
+        "+model._target_=tests.helpers.PoisonedPotential", "+model.healthy_calls=5", "+model.poison=negate",
         tmp_path=tmp_path,
     )
     summary, _ = train(cfg, run)
@@ -152,7 +152,7 @@ def test_cluster_and_search_configs_compose(tmp_path):
         cfg = compose("train", overrides=["hydra/launcher=slurm", "experiment=width_sweep"], return_hydra_config=True)
         assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
         assert cfg.hydra.launcher.gpus_per_node == 1
-        assert cfg.hydra.sweeper.params.arm == "finite,linearized,frozen"
+        assert cfg.hydra.sweeper.params["model.kind"] == "finite,linearized,frozen"
         cfg = compose("train", overrides=["hparams_search=lr_optuna", "experiment=cubic_mlp"], return_hydra_config=True)
         assert "optuna" in cfg.hydra.sweeper._target_.lower()
         assert "optim.optimizer.lr" in cfg.hydra.sweeper.params
@@ -238,7 +238,7 @@ def test_training_routes_end_where_the_direct_metric_ends(tmp_path, monkeypatch)
         m.setattr(modules, "PACKED_CACHE_BYTES", 0)
         cached, objects = train(compose_train(*base, tmp_path=tmp_path), tmp_path / "cached")
     assert objects["module"]._packed is None and objects["module"]._reference.shape == (512, 1, 1)
-    plain, _ = train(compose_train(*base, "model._target_=tests.helpers.PoisonedPotential",
+    plain, _ = train(compose_train(*base, "+model._target_=tests.helpers.PoisonedPotential",
                                    "+model.healthy_calls=1000000", tmp_path=tmp_path), tmp_path / "plain")
     assert packed["steps"] == cached["steps"] == plain["steps"] == 8
     for run in (packed, cached):

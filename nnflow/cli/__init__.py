@@ -3,11 +3,16 @@ and report. Shared helpers live here."""
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 
 import torch
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+
+from nnflow.validation import check_positive  # noqa: F401  (re-exported: nnflow.cli.ricci imports it from here)
+
+log = logging.getLogger("nnflow")
 
 # The repository's conf/ (nnflow is installed editable: `pip install -e .`, as the Makefile does).
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
@@ -18,25 +23,21 @@ def run_dir() -> Path:
     return Path(HydraConfig.get().runtime.output_dir)
 
 
-def check_positive(cfg: DictConfig, *keys: str, allow_none: tuple[str, ...] = ()) -> None:
-    """Raise ValueError naming the key if a config value is not a positive number."""
-    for key in keys:
-        value = OmegaConf.select(cfg, key)
-        if value is None and key in allow_none:
-            continue
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-            raise ValueError(f"config value {key}={value!r} must be a positive number")
-
-
 def device_from_config(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device={name!r} requested but CUDA is not available")
     return torch.device(name)
 
 
-def manifold_from_config(cfg: DictConfig):
-    """Hypersurface from the manifold config group (name + preset parameters)."""
-    from nnflow.geometry import make_hypersurface
+def print_summary(summary: dict) -> None:
+    """The summary as one JSON object on the last line of stdout (what scripts and tests read)."""
+    print(json.dumps(summary), flush=True)
 
-    params = OmegaConf.to_container(cfg, resolve=True)
-    return make_hypersurface(params.pop("name"), **params)
+
+def write_summary(directory: Path, name: str, summary: dict) -> Path:
+    """Write ``summary`` to directory/name (indented JSON), log where, and print it (print_summary)."""
+    path = Path(directory) / name
+    path.write_text(json.dumps(summary, indent=2))
+    log.info("wrote %s", path)
+    print_summary(summary)
+    return path

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 import hydra
 from omegaconf import DictConfig
 
-from nnflow.cli import CONFIG_DIR, run_dir
+from nnflow.cli import CONFIG_DIR, print_summary, run_dir
 
 log = logging.getLogger("nnflow")
 
@@ -17,9 +16,9 @@ log = logging.getLogger("nnflow")
 def main(cfg: DictConfig) -> float:
     from nnflow.training.run import train
 
-    summary, _ = train(cfg, run_dir())
+    summary, _ = train(cfg, run_dir())  # writes summary.json itself (tests and sweeps call it directly)
     if "rank" in summary:  # a data-parallel worker: rank 0 reports
         return float("nan")
     log.info("run directory: %s", run_dir())
-    print(json.dumps(summary), flush=True)
+    print_summary(summary)
     return summary.get("sigma_test", float("nan"))  # what a sweeper would minimize

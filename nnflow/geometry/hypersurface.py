@@ -10,7 +10,7 @@ dimension n = N − 1. Polynomials are evaluated exactly through tables of integ
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from itertools import combinations_with_replacement
 
 import torch
@@ -248,3 +248,20 @@ def make_hypersurface(name: str, **params) -> Hypersurface:
     if name not in PRESETS:
         raise ValueError(f"unknown manifold {name!r}; known: {sorted(PRESETS) + ['custom']}")
     return PRESETS[name](**params)
+
+
+def hypersurface_from_config(config: Mapping) -> Hypersurface:
+    """The hypersurface of a manifold config (conf/manifold/*.yaml): ``name`` plus the preset's
+    parameters, e.g. ``{"name": "dwork_quintic", "psi": 0.5}``, or ``{"name": "custom",
+    "exponents": ..., "coefficients": ...}``.
+
+    Args:
+        config: a plain mapping (``OmegaConf.to_container(cfg.manifold, resolve=True)``); not modified.
+    Raises:
+        ValueError: if ``name`` is missing or unknown (listing the known ones).
+        TypeError: for a parameter the preset does not take.
+    """
+    params = dict(config)
+    if "name" not in params:
+        raise ValueError(f"manifold config {params!r} has no 'name'; known: {sorted(PRESETS) + ['custom']}")
+    return make_hypersurface(params.pop("name"), **params)

@@ -27,6 +27,7 @@ from torch.utils.data import (
 )
 
 from nnflow.geometry import Hypersurface, PointSet, sample_points
+from nnflow.validation import check_int
 
 log = logging.getLogger("nnflow")
 
@@ -137,10 +138,9 @@ class PointDataModule(L.LightningDataModule):
         train_index_only: bool = False,
     ):
         super().__init__()
-        for name, value in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test),
-                            ("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"data.{name} must be a positive integer; got {value!r}")
+        sizes = {"n_train": n_train, "n_val": n_val, "n_test": n_test, "batch_size": batch_size,
+                 "eval_batch_size": eval_batch_size}
+        check_int({"data": sizes}, *(f"data.{name}" for name in sizes))  # named as in conf/train.yaml
         self.surface = surface
         self.sizes = {"train": n_train, "val": n_val, "test": n_test}
         self.batch_size = min(batch_size, n_train)

@@ -3,7 +3,8 @@
 Separate from the Hydra wrapper (nnflow/cli/train.py) so that tests and sweeps call it
 directly. A run directory holds: config.yaml (resolved), metrics.csv, sigma.png/.pdf,
 checkpoints/{last,best}.ckpt and summary.json. Re-running with the same run directory resumes
-from checkpoints/last.ckpt (``resume: auto``).
+from checkpoints/last.ckpt (``resume: auto``). What is trained is ``cfg.model.kind`` (finite,
+linearized or frozen; FACTORIES); summary.json carries the provenance block (nnflow.provenance).
 """
 
 from __future__ import annotations
@@ -13,17 +14,21 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
 import torch
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf, open_dict
+from hydra.utils import get_method, instantiate
+from omegaconf import DictConfig, OmegaConf
 
+from nnflow.flows.frozen import build_frozen_flow
+from nnflow.flows.linearized import build_linearized
 from nnflow.flows.losses import class_kappa, loss_power
-from nnflow.geometry import make_hypersurface
+from nnflow.geometry.hypersurface import hypersurface_from_config
+from nnflow.models import build_potential
 from nnflow.precision import PRECISIONS, set_precision
+from nnflow.provenance import provenance
 from nnflow.training.callbacks import MetricsCSV, plot_sigma
 from nnflow.training.data import PointDataModule
 from nnflow.training.modules import (
@@ -33,109 +38,94 @@ from nnflow.training.modules import (
     compile_mode,
     evaluate_points,
 )
+from nnflow.validation import check_choice, check_int, check_positive
 
 log = logging.getLogger("nnflow")
 
 
 def validate_config(cfg: DictConfig) -> None:
     """Reject bad values before anything is sampled or trained (ValueError naming the key)."""
-    if cfg.dtype not in PRECISIONS:
-        raise ValueError(f"dtype={cfg.dtype!r}; choose from {sorted(PRECISIONS)}")
-    if not cfg.kahler_t > 0:
-        raise ValueError(f"kahler_t={cfg.kahler_t!r} must be positive")
+    check_choice(cfg, "dtype", sorted(PRECISIONS))
+    check_positive(cfg, "kahler_t")
     loss_power(cfg.loss.kind)
-    for key in ("width", "depth"):
-        value = cfg.model.get(key)
-        if value is not None and (not isinstance(value, int) or value <= 0):
-            raise ValueError(f"model.{key}={value!r} must be a positive integer")
-    lr = OmegaConf.select(cfg, "optim.optimizer.lr")
-    if lr is not None and not lr > 0:
-        raise ValueError(f"optim.optimizer.lr={lr!r} must be positive")
+    model_factory(cfg.model)  # model.kind
+    # width and depth where the architecture has them (the Gaussian kernel has neither)
+    sizes = [f"model.{key}" for key in ("width", "depth") if cfg.model.get(key) is not None]
+    check_int(cfg, *sizes)
+    if OmegaConf.select(cfg, "optim.optimizer.lr") is not None:  # an optimizer without lr is its own business
+        check_positive(cfg, "optim.optimizer.lr")
     compile_mode(cfg.get("compile"))
-    every = cfg.get("check_every_n_steps", 1)
-    if not isinstance(every, int) or isinstance(every, bool) or every < 1:
-        raise ValueError(f"check_every_n_steps={every!r} must be a positive integer")
-    if cfg.trainer.get("max_epochs") is not None and cfg.trainer.max_epochs <= 0:
-        raise ValueError(f"trainer.max_epochs={cfg.trainer.max_epochs!r} must be positive")
+    if "check_every_n_steps" in cfg:
+        check_int(cfg, "check_every_n_steps")
+    if cfg.trainer.get("max_epochs") is not None:  # None: Lightning's default
+        check_int(cfg, "trainer.max_epochs")
 
 
-ARMS = {
-    "finite": "nnflow.models.build_potential",
-    "linearized": "nnflow.flows.linearized.build_linearized",
-    "frozen": "nnflow.flows.frozen.build_frozen_flow",
+# What ``model.kind`` trains, and the factory that builds it from the model config's other keys:
+# the network (MetricModule), its linearization around θ0 (MetricModule) or the frozen-NTK flow
+# of the architecture on the training points (FrozenFlowModule).
+FACTORIES: dict[str, Callable] = {
+    "finite": build_potential,
+    "linearized": build_linearized,
+    "frozen": build_frozen_flow,
 }
 
 
-def apply_arm(cfg: DictConfig) -> DictConfig:
-    """``arm=finite|linearized|frozen`` turns one architecture config into the finite network,
-    its linearized model or its frozen-NTK flow (what a width sweep compares)."""
-    arm = cfg.get("arm")
-    if arm is None:
-        return cfg
-    if arm not in ARMS:
-        raise ValueError(f"arm={arm!r}; choose from {sorted(ARMS)}")
-    cfg = cfg.copy()
-    with open_dict(cfg):
-        cfg.model._target_ = ARMS[arm]
-        if arm == "frozen":
-            cfg.model._partial_ = True
-    return cfg
-
-
-def arm_of(cfg: DictConfig) -> str:
-    """finite / linearized / frozen, from ``arm`` or the model's _target_."""
-    target = str(cfg.model.get("_target_", ""))
-    return next((arm for arm, t in ARMS.items() if target == t), cfg.get("arm") or "finite")
+def model_factory(model_cfg: DictConfig) -> tuple[str, Callable, dict]:
+    """(kind, factory, options) of cfg.model: the factory is ``FACTORIES[kind]``, or the config's
+    own ``_target_`` when it names one (a custom model with metric(), e.g. a test model); options
+    are the remaining keys, resolved to plain values."""
+    options = OmegaConf.to_container(model_cfg, resolve=True)
+    kind = options.pop("kind", None)
+    if kind not in FACTORIES:
+        raise ValueError(f"config value model.kind={kind!r} must be one of {tuple(FACTORIES)}")
+    target = options.pop("_target_", None)
+    return kind, (get_method(target) if target else FACTORIES[kind]), options
 
 
 def duplicate_of_reference(cfg: DictConfig) -> str | None:
-    """For arm=frozen in a sweep: the flow depends on neither width nor seed, so only the
+    """For model.kind=frozen in a sweep: the flow depends on neither width nor seed, so only the
     run at ``sweep_reference`` (width, seed) computes it; others say which run that is."""
     ref = cfg.get("sweep_reference")
-    if cfg.get("arm") != "frozen" or ref is None:
+    if cfg.model.kind != "frozen" or ref is None:
         return None
     if int(cfg.model.width) == int(ref.width) and int(cfg.seed) == int(ref.seed):
         return None
-    return f"arm=frozen is independent of width and seed: see the run with model.width={ref.width} seed={ref.seed}"
+    return (
+        f"model.kind=frozen is independent of width and seed: see the run with model.width={ref.width} seed={ref.seed}"
+    )
 
 
-def is_frozen_flow(cfg: DictConfig) -> bool:
-    """model=frozen_ntk: a flow built on the training points, not a network."""
-    return str(cfg.model.get("_target_", "")).endswith("build_frozen_flow")
-
-
-def build_surface(cfg: DictConfig):
-    params = OmegaConf.to_container(cfg.manifold, resolve=True)
-    return make_hypersurface(params.pop("name"), **params)
+def symmetry_kwargs(cfg: DictConfig, surface) -> dict:
+    """The manifold's phase symmetries for ``feature_symmetry: phases`` (any kind), else nothing."""
+    if cfg.model.get("feature_symmetry", "none") == "phases":
+        return {"phases": surface.phase_symmetries(), "phase_order": surface.degree}
+    return {}
 
 
 def model_kwargs(cfg: DictConfig, surface) -> dict:
-    """What a model factory needs from the manifold and the run, besides cfg.model."""
-    out = {"n_coords": surface.n_coords, "kahler_t": float(cfg.kahler_t), "seed": int(cfg.seed)}
-    if cfg.model.get("feature_symmetry", "none") == "phases":
-        out.update(phases=surface.phase_symmetries(), phase_order=surface.degree)
-    return out
+    """What a network factory needs from the manifold and the run, besides cfg.model."""
+    run = {"n_coords": surface.n_coords, "kahler_t": float(cfg.kahler_t), "seed": int(cfg.seed)}
+    return run | symmetry_kwargs(cfg, surface)
 
 
 def build_model(cfg: DictConfig, surface, dtype: torch.dtype) -> torch.nn.Module:
-    """The metric model from cfg.model (a KahlerPotential, or any _target_ with metric())."""
+    """The metric model of a finite or linearized kind (a KahlerPotential, or any model with metric())."""
+    _, factory, options = model_factory(cfg.model)
     try:
-        model = instantiate(cfg.model, **model_kwargs(cfg, surface))
-    except InstantiationException as err:  # surface the library's own message
-        if isinstance(err.__cause__, (ValueError, TypeError)):
-            raise type(err.__cause__)(f"model config: {err.__cause__}") from err
-        raise
+        model = factory(**(options | model_kwargs(cfg, surface)))  # the run's values win, as in instantiate
+    except (ValueError, TypeError) as err:  # the library's own message, naming the config
+        raise type(err)(f"model config: {err}") from err
     return model.to(dtype)
 
 
-def build_flow(cfg: DictConfig, train_points, kappa: float) -> torch.nn.Module:
-    """The frozen-NTK flow on the training points (model=frozen_ntk)."""
-    factory = instantiate(cfg.model)
+def build_flow(cfg: DictConfig, surface, train_points, kappa: float) -> torch.nn.Module:
+    """The frozen-NTK flow on the training points (model.kind=frozen)."""
+    _, factory, options = model_factory(cfg.model)
     try:
-        return factory(
-            train=train_points, kappa=kappa, power=loss_power(cfg.loss.kind),
-            kahler_t=float(cfg.kahler_t), seed=int(cfg.seed),
-        )
+        run = {"train": train_points, "kappa": kappa, "power": loss_power(cfg.loss.kind),
+               "kahler_t": float(cfg.kahler_t), "seed": int(cfg.seed)}
+        return factory(**(options | run | symmetry_kwargs(cfg, surface)))
     except TypeError as err:
         raise ValueError(f"model config: {err}") from err
 
@@ -145,7 +135,7 @@ def build_kernel_tracking(cfg: DictConfig, run_dir: Path):
     from nnflow.kernels import analytic_kernel
     from nnflow.training.kernel_tracking import KernelTracking
 
-    options = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "_target_"}
+    _, _, options = model_factory(cfg.model)
     try:
         analytic = analytic_kernel(options)
     except (ValueError, TypeError) as err:
@@ -174,14 +164,13 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
     Raises:
         ValueError: for bad config values, before any work.
     """
-    cfg = apply_arm(cfg)
     validate_config(cfg)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     duplicate = duplicate_of_reference(cfg)
     if duplicate:
-        summary = {"status": "skipped", "message": duplicate, "arm": cfg.arm}
+        summary = {"status": "skipped", "message": duplicate, "arm": cfg.model.kind, "provenance": provenance()}
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary, {}
     start = time.perf_counter()
@@ -189,8 +178,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
         torch.set_num_threads(int(cfg.threads))
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     dtype = set_precision(cfg.dtype)
-    surface = build_surface(cfg)
-    frozen = is_frozen_flow(cfg)
+    surface = hypersurface_from_config(OmegaConf.to_container(cfg.manifold, resolve=True))
+    frozen = cfg.model.kind == "frozen"  # a flow built on the training points, not a network
     if not frozen:
         model = build_model(cfg, surface, dtype)  # first: a bad model option fails before sampling
     data = PointDataModule(
@@ -209,7 +198,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
     data.prepare_data()
     kappa = class_kappa(data.split("train"), float(cfg.kahler_t))
     if frozen:
-        model = build_flow(cfg, data.split("train"), kappa)
+        model = build_flow(cfg, surface, data.split("train"), kappa)
         dt = cfg.flow.dt if cfg.flow.dt is not None else cfg.optim.optimizer.lr
         module = FrozenFlowModule(
             model, dt=float(dt), integrator=cfg.flow.integrator, loss=cfg.loss.kind,
@@ -275,7 +264,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
         "status": status,
         "message": message,
         "manifold": surface.name,
-        "arm": arm_of(cfg),
+        "arm": cfg.model.kind,
         "model": cfg.model.get("network", cfg.model.get("_target_")),
         "width": cfg.model.get("width"),
         "sigma_val": float(val_sigma) if val_sigma is not None else math.nan,
@@ -295,6 +284,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
         "dtype": cfg.dtype,
         "seed": int(cfg.seed),
         "kappa": kappa,
+        "provenance": provenance(device),
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     if logger:
