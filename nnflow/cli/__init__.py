@@ -10,8 +10,6 @@ from pathlib import Path
 import torch
 from hydra.core.hydra_config import HydraConfig
 
-from nnflow.validation import check_positive  # noqa: F401  (re-exported: nnflow.cli.ricci imports it from here)
-
 log = logging.getLogger("nnflow")
 
 # The repository's conf/ (nnflow is installed editable: `pip install -e .`, as the Makefile does).
