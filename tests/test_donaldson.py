@@ -2,6 +2,8 @@
 
 import functools
 import math
+import subprocess
+import sys
 import warnings
 
 import lightning as L
@@ -21,7 +23,14 @@ from nnflow.algebraic import (
 from nnflow.algebraic.balanced import dense, identity_blocks, inverse
 from nnflow.algebraic.sections import multinomial
 from nnflow.flows.losses import class_kappa
-from nnflow.geometry import PointSet, fs_metric, fs_potential, make_hypersurface, pullback, sample_points
+from nnflow.geometry import (
+    PointSet,
+    fs_metric,
+    fs_potential,
+    make_hypersurface,
+    pullback,
+    sample_points,
+)
 from nnflow.geometry.linalg import hermitian_det
 from nnflow.geometry.measures import sigma_measure
 from nnflow.training.data import PointDataModule
@@ -286,3 +295,9 @@ def test_bergman_from_file_and_its_checks(tmp_path, point_cache):
     g32 = BergmanPotential(balanced.basis, balanced.blocks).to(torch.float32).metric(
         points.z[:8].to(torch.complex64), points.jac[:8].to(torch.complex64))
     torch.testing.assert_close(g32, balanced.metric(points.z[:8], points.jac[:8]).to(torch.complex64), rtol=1e-4, atol=1e-5)
+
+
+def test_algebraic_package_is_pure_torch():
+    code = "import sys, nnflow.algebraic; print(sorted(m for m in ('lightning', 'hydra', 'omegaconf') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]"
