@@ -157,6 +157,22 @@ def test_trace_identity_and_fixed_point(point_cache):
     assert torch.linalg.matrix_norm(dense(T(random_blocks(basis))) @ dense(random_blocks(basis)) - torch.eye(len(basis))) > 1
 
 
+@pytest.mark.parametrize("name,k,symmetry", [("fermat_quintic", 6, "phases"), ("fermat_quartic", 3, "none")])
+def test_t_operator_routes_agree(name, k, symmetry, point_cache):
+    """Gram features (two real mat-vecs), cached values, and recomputed chunks: one T."""
+    points = point_cache(name, 700)
+    basis = section_basis(points.surface, k, symmetry)
+    H = random_blocks(basis, seed=5)
+    routes = {"chunks": TOperator(basis, points, chunk_size=256, cache_bytes=0),
+              "default": TOperator(basis, points, chunk_size=256)}
+    # small blocks go through the Gram features, one large block through cached values
+    assert routes["default"].route == ("features" if symmetry == "phases" else "values")
+    assert routes["chunks"].route == "chunks"
+    reference = dense(routes["chunks"](H))
+    for route in routes:
+        torch.testing.assert_close(dense(routes[route](H)), reference, rtol=1e-11, atol=1e-13)
+
+
 def symmetrized(points: PointSet) -> PointSet:
     """The orbit of every point under the phase group (modulo the overall phase)."""
     surface = points.surface
@@ -301,3 +317,16 @@ def test_algebraic_package_is_pure_torch():
     code = "import sys, nnflow.algebraic; print(sorted(m for m in ('lightning', 'hydra', 'omegaconf') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_k3_euler_characteristic_and_ricci_of_balanced_metrics(point_cache):
+    """The existing curvature code on the balanced potentials: χ(K3) = 24 at every k (topology),
+    while the scale-free mean |Ricci| falls with k (the metrics approach the Ricci-flat one)."""
+    points, test = point_cache("fermat_quartic", 20000), point_cache("fermat_quartic", 3000, seed=7)
+    ricci = []
+    for k in (1, 3):
+        m = quiet_balanced(section_basis(points.surface, k, "phases"), points).measure(test, curvature_points=3000)
+        assert abs(m["euler"] - 24) < 4 * m["euler_err"], (k, m["euler"], m["euler_err"])
+        ricci.append(m["ricci"])
+    assert ricci[1] < 0.5 * ricci[0], ricci
