@@ -5,8 +5,8 @@ A Hermitian positive H on the sections s = (s_α) of O(k) gives the algebraic K�
     K_H = (t/(kπ)) log S,     S = s^† H s = Σ_αβ s̄_α H_αβ s_β,
 
 in nnflow's convention K_FS = (t/π) log|z|² (H = the multinomial weights on all monomials gives
-S = |z|^{2k}, K_H = K_FS). Its metric, from the exact derivatives of the monomials, with
-u_a = ∂_a s (pulled back: D_a s = J_a ∂s, so g lives on X):
+S = |z|^{2k}, K_H = K_FS). Its metric on X, from the exact derivatives of the monomials pulled
+back by the embedding Jacobian (D_a s = Σ_i J_ai ∂_i s):
 
     g_ab̄ = ∂_a∂̄_b K_H = (t/(kπ)) [ (D_b s)^† H (D_a s) / S − v_a v̄_b / S² ],   v_a = s^† H D_a s.
 
@@ -40,9 +40,10 @@ Blocks = list[torch.Tensor]  # per group: (n_blocks, size, size) complex Hermiti
 MAX_CONDITION = 1e12  # cond(H) beyond this: the fit has lost ~4 of float64's 16 digits
 POINTS_PER_PARAMETER = 10  # below this many points per real parameter of H, warn
 CACHE_BYTES = 2 * 2**30  # the T-operator caches per-point terms up to this size
-# Gram features when the blocks average at most this size (weighted: n_parameters ≤ 4·N_k). Measured
-# on the quintic, 1 thread: 20× faster than the complex route at k = 6 with the phase blocks
-# (mean size 1.3), 2× slower unreduced (one block of N_k = 35), where BLAS products win.
+# Gram features when the blocks average at most this size (weighted: n_parameters ≤ 4·N_k). On the
+# quintic (1 thread, on a shared CPU: indicative only) they were ~20× faster than the complex route
+# at k = 6 with the phase blocks (mean size 1.3) and ~2× slower unreduced (one block of N_k = 35),
+# where BLAS matrix products win.
 FEATURE_BLOCK_SIZE = 4
 FORMAT_VERSION = 1
 
