@@ -8,7 +8,7 @@ unreduced/reduced is printed for those k. Each case runs in a fresh process, so 
 (``peak_mb``, including torch itself and the points) is its own.
 
     python bench/bench_donaldson.py            # k ≤ 8 (reduced), k ≤ 5 (unreduced), 2·10^5 points
-    python bench/bench_donaldson.py --quick    # k ≤ 5 and k ≤ 4 on 5·10^4 points (~1 min)
+    python bench/bench_donaldson.py --quick    # k ≤ 5 and k ≤ 3 on 3·10^4 points (< 1 min)
 
 Writes bench/results/donaldson.json (or ``--out``).
 """
@@ -65,7 +65,7 @@ def run_case(args: tuple) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="k ≤ 5 / ≤ 4 on 5·10^4 points")
+    parser.add_argument("--quick", action="store_true", help="k ≤ 5 / ≤ 3 on 3·10^4 points")
     parser.add_argument("--k-max", type=int, default=None, help="largest k, reduced route (default 8)")
     parser.add_argument("--k-max-full", type=int, default=None, help="largest k, unreduced route (default 5)")
     parser.add_argument("--n-points", type=int, default=None, help="points T integrates over (default 2·10^5)")
@@ -75,9 +75,9 @@ def main() -> None:
     args = parser.parse_args()
     quick = args.quick
     k_max = args.k_max or (5 if quick else 8)
-    k_max_full = args.k_max_full if args.k_max_full is not None else (4 if quick else 5)
-    n_points = args.n_points or (50_000 if quick else 200_000)
-    n_test = args.n_test or (20_000 if quick else 100_000)
+    k_max_full = args.k_max_full if args.k_max_full is not None else (3 if quick else 5)
+    n_points = args.n_points or (30_000 if quick else 200_000)
+    n_test = args.n_test or (10_000 if quick else 100_000)
 
     cases = [("phases", k) for k in range(1, k_max + 1)] + [("none", k) for k in range(1, k_max_full + 1)]
     results = []
