@@ -2,14 +2,17 @@
 
 import functools
 import math
+import os
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
 
+import nnflow
 from nnflow.algebraic import (
     BalancedMetric,
     BergmanPotential,
@@ -315,7 +318,9 @@ def test_bergman_from_file_and_its_checks(tmp_path, point_cache):
 
 def test_algebraic_package_is_pure_torch():
     code = "import sys, nnflow.algebraic; print(sorted(m for m in ('lightning', 'hydra', 'omegaconf') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    repo = str(Path(nnflow.__file__).resolve().parents[1])  # the checkout under test
+    env = dict(os.environ, PYTHONPATH=repo)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True, env=env)
     assert out.stdout.strip() == "[]"
 
 

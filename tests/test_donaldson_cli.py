@@ -5,11 +5,13 @@ import math
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
+import nnflow
 from nnflow.algebraic import BalancedMetric
 from nnflow.cli import CONFIG_DIR
 from nnflow.cli.donaldson import donaldson
@@ -17,6 +19,7 @@ from nnflow.training.run import train
 
 from .helpers import compose_train
 
+REPO = str(Path(nnflow.__file__).resolve().parents[1])  # the checkout under test, wherever pytest runs
 SMALL = ["manifold=fermat_cubic", "k=2", "n_points=3000", "n_test=2000"]
 
 
@@ -26,7 +29,7 @@ def _compose(*overrides, hydra_config=False):
 
 
 def _run(args, cwd):
-    env = dict(os.environ, HYDRA_FULL_ERROR="0", PYTHONPATH=os.getcwd())
+    env = dict(os.environ, HYDRA_FULL_ERROR="0", PYTHONPATH=REPO)
     cmd = [sys.executable, "-m", "nnflow.cli.donaldson", *args]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=cwd)
 
