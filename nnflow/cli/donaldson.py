@@ -1,0 +1,77 @@
+"""nnflow-donaldson: Donaldson's balanced metric of degree k on X, measured on fresh points."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import hydra
+import torch
+from omegaconf import DictConfig
+
+from nnflow.cli import CONFIG_DIR, device_from_config, manifold_from_config, run_dir
+from nnflow.validation import check_choice, check_int, check_positive
+
+log = logging.getLogger("nnflow")
+TEST_SEED_OFFSET = 2_000_003  # nnflow-train's test split (training/data.py SPLIT_SEED_OFFSET)
+
+
+def validate(cfg: DictConfig) -> None:
+    """ValueError naming the key for any bad value, before any work."""
+    check_int(cfg, "k", "n_points", "n_test", "max_iterations", "chunk_size")
+    check_int(cfg, "seed", minimum=0)
+    check_int(cfg, "curvature_points", minimum=0)
+    check_int(cfg, "threads", allow_none=("threads",))
+    check_positive(cfg, "tolerance", "kahler_t")
+    check_choice(cfg, "symmetry", ("phases", "none"))
+
+
+def donaldson(cfg: DictConfig) -> tuple[dict, object]:
+    """The balanced metric of cfg and its measures: (result dict, BalancedMetric)."""
+    from nnflow.algebraic import balanced_metric, section_basis
+    from nnflow.geometry import sample_points
+    from nnflow.provenance import provenance
+
+    validate(cfg)
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    device = device_from_config(cfg.device)
+    surface = manifold_from_config(cfg.manifold)
+    start = time.perf_counter()
+    basis = section_basis(surface, int(cfg.k), cfg.symmetry)
+    log.info("%s on %s: %d parameters; sampling %d points", basis, surface.name, basis.n_parameters, cfg.n_points)
+    points = sample_points(surface, int(cfg.n_points), seed=int(cfg.seed), device=device)
+    metric = balanced_metric(
+        basis, points, tolerance=float(cfg.tolerance), max_iterations=int(cfg.max_iterations),
+        kahler_t=float(cfg.kahler_t), chunk_size=int(cfg.chunk_size),
+    )
+    log.info("balanced after %d iterations (%.1f s); measuring", metric.info["iterations"], metric.info["seconds"])
+    test = sample_points(surface, int(cfg.n_test), seed=int(cfg.seed) + TEST_SEED_OFFSET, device=device)
+    measures = metric.measure(test, curvature_points=int(cfg.curvature_points))
+    info = {k: v for k, v in metric.info.items() if k not in ("k", "n_k", "n_points", "seconds")}
+    result = {
+        "manifold": surface.name, "k": int(cfg.k), "N_k": len(basis), "symmetry": cfg.symmetry,
+        **{k: v for k, v in measures.items() if k != "n_points"}, **info,
+        "n_points": int(cfg.n_points), "n_test": int(cfg.n_test), "seed": int(cfg.seed),
+        "kahler_t": float(cfg.kahler_t), "seconds_balanced": metric.info["seconds"],
+        "seconds": time.perf_counter() - start, "provenance": provenance(device),
+    }
+    return result, metric
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="donaldson")
+def main(cfg: DictConfig) -> float:
+    result, metric = donaldson(cfg)
+    out = run_dir()
+    if cfg.save_h:
+        metric.save(out / "balanced.pt", surface=manifold_from_config(cfg.manifold))
+    (out / "donaldson.json").write_text(json.dumps(result, indent=2))
+    log.info("wrote %s", out / "donaldson.json")
+    summary = {k: result[k] for k in ("manifold", "k", "N_k", "sigma", "sigma_err", "iterations", "seconds")}
+    print(json.dumps(summary), flush=True)
+    return result["sigma"]
+
+
+if __name__ == "__main__":
+    main()
