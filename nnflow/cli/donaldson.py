@@ -10,11 +10,11 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
-from nnflow.cli import CONFIG_DIR, device_from_config, manifold_from_config, run_dir
+from nnflow.cli import CONFIG_DIR, device_from_config, print_summary, run_dir
+from nnflow.geometry.hypersurface import hypersurface_from_config
 from nnflow.validation import check_choice, check_int, check_positive
 
 log = logging.getLogger("nnflow")
-TEST_SEED_OFFSET = 2_000_003  # nnflow-train's test split (training/data.py SPLIT_SEED_OFFSET)
 
 
 def validate(cfg: DictConfig) -> None:
@@ -32,12 +32,15 @@ def donaldson(cfg: DictConfig) -> tuple[dict, object]:
     from nnflow.algebraic import balanced_metric, section_basis
     from nnflow.geometry import sample_points
     from nnflow.provenance import provenance
+    from nnflow.training.data import (
+        SPLIT_SEED_OFFSET,  # the test points are nnflow-train's test split
+    )
 
     validate(cfg)
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     device = device_from_config(cfg.device)
-    surface = manifold_from_config(cfg.manifold)
+    surface = hypersurface_from_config(cfg.manifold)
     start = time.perf_counter()
     basis = section_basis(surface, int(cfg.k), cfg.symmetry)
     log.info("%s on %s: %d parameters; sampling %d points", basis, surface.name, basis.n_parameters, cfg.n_points)
@@ -47,7 +50,7 @@ def donaldson(cfg: DictConfig) -> tuple[dict, object]:
         kahler_t=float(cfg.kahler_t), chunk_size=int(cfg.chunk_size),
     )
     log.info("balanced after %d iterations (%.1f s); measuring", metric.info["iterations"], metric.info["seconds"])
-    test = sample_points(surface, int(cfg.n_test), seed=int(cfg.seed) + TEST_SEED_OFFSET, device=device)
+    test = sample_points(surface, int(cfg.n_test), seed=int(cfg.seed) + SPLIT_SEED_OFFSET["test"], device=device)
     measures = metric.measure(test, curvature_points=int(cfg.curvature_points))
     info = {k: v for k, v in metric.info.items() if k not in ("k", "n_k", "n_points", "seconds")}
     result = {
@@ -65,11 +68,11 @@ def main(cfg: DictConfig) -> float:
     result, metric = donaldson(cfg)
     out = run_dir()
     if cfg.save_h:
-        metric.save(out / "balanced.pt", surface=manifold_from_config(cfg.manifold))
+        metric.save(out / "balanced.pt", surface=hypersurface_from_config(cfg.manifold))
     (out / "donaldson.json").write_text(json.dumps(result, indent=2))
     log.info("wrote %s", out / "donaldson.json")
     summary = {k: result[k] for k in ("manifold", "k", "N_k", "sigma", "sigma_err", "iterations", "seconds")}
-    print(json.dumps(summary), flush=True)
+    print_summary(summary)
     return result["sigma"]
 
 
