@@ -413,15 +413,23 @@ def homotopy_end_points(surface: Hypersurface, seed: int = 0):
 def singular_points(surface: Hypersurface, seed: int = 0, tol: float = SINGULAR_TOLERANCE):
     """Distinct singular points found by the homotopy: (S, N+1) complex128, largest coordinate 1.
 
-    End points with δ < tol, those closer than 1e-6 merged; a singular curve gives several points
-    on it; S = 0 for a smooth X. (Always the numerical route, also for the diagonal form.)
+    End points with δ < tol; points at Fubini–Study distance below 1e-6 (sin of the angle
+    between the lines, (1 − |⟨p, q⟩|²/|p|²|q|²)^{1/2}) are merged, which compares points, not
+    their scalings. A singular curve gives several points on it; S = 0 for a smooth X. (Always
+    the numerical route, also for the diagonal form.)
     """
     z, delta, _ = homotopy_end_points(surface, seed)
-    kept: list[torch.Tensor] = []
-    for p in z[delta < tol]:
-        if all(torch.linalg.vector_norm(p - q) > 1e-6 for q in kept):
-            kept.append(p)
-    return torch.stack(kept) if kept else z[:0]
+    z = z[delta < tol]
+    unit = z / torch.linalg.vector_norm(z, dim=-1, keepdim=True)
+    kept: list[int] = []
+    for i in range(len(z)):
+        if not kept:
+            kept.append(i)
+            continue
+        overlap = (unit[kept].conj() @ unit[i]).abs().clamp(max=1.0)
+        if (1 - overlap**2).clamp_min(0).sqrt().min() > 1e-6:
+            kept.append(i)
+    return z[kept]
 
 
 # ---------------------------------------------------------------------- the check
