@@ -157,6 +157,17 @@ def test_singular_line_is_rejected_and_found_along_the_line():
         assert p[2:].abs().max() < 1e-5 and is_singular(s, p.tolist())
 
 
+def test_singular_surface_locus_is_rejected():
+    # z0² (z0³ + z1³ + z2³ + z3³ + z4³): singular along the surface {z0 = 0, Σ_{i≥1} z_i³ = 0}
+    rows = [[5, 0, 0, 0, 0], [2, 3, 0, 0, 0], [2, 0, 3, 0, 0], [2, 0, 0, 3, 0], [2, 0, 0, 0, 3]]
+    s = Hypersurface(rows, [1, 1, 1, 1, 1], name="doubled")
+    with pytest.raises(SingularManifoldError, match="doubled") as info:
+        check_smooth(s)
+    z = info.value.point
+    assert abs(z[0]) < 1e-6 and abs((z[1:] ** 3).sum()) < 1e-6
+    assert is_singular(s, z.tolist())
+
+
 def test_nodal_cubic_curve_is_rejected():
     # y² z = x³ + x² z: a node at [0 : 0 : 1] (coordinates (x, y, z)); not of diagonal form
     s = Hypersurface([[0, 2, 1], [3, 0, 0], [2, 0, 1]], [1, -1, -1], name="nodal_cubic")
@@ -185,6 +196,22 @@ def test_random_quintics_pass(seed):
     assert report.smooth and report.method == "homotopy"
     assert report.paths == 256 and report.failed == 0
     assert report.distance > singularity.NEAR_SINGULAR_DISTANCE
+
+
+def test_no_path_jumping_on_a_smooth_quintic():
+    # every one of the 256 paths ends at its own solution of the square system: two paths ending
+    # at the same point (one jumped) would leave a solution unvisited
+    # (the tracker's end points, before refinement moves them towards minima of |∇p|)
+    system = singularity._System(random_quintic(6), torch.Generator().manual_seed(0))
+    w, _, ok = singularity.track_paths(system)
+    assert ok.all() and len(w) == 256
+    G, _ = system.target(w)
+    assert G.abs().max() < 1e-10  # each end point solves A ∇p = 0
+    z = system.point(w)
+    unit = z / torch.linalg.vector_norm(z, dim=-1, keepdim=True)
+    overlap = (unit.conj() @ unit.T).abs()
+    overlap.fill_diagonal_(0)
+    assert (1 - overlap.max(1).values ** 2).clamp_min(0).sqrt().min() > 1e-6
 
 
 def test_random_quartic_k3_passes():

@@ -17,7 +17,8 @@ y_i ∂p/∂y_i = d(y_i^d − ψ Π y) = 0, so every y_i^d equals λ = ψ Π y; 
 point), and otherwise Π y_i^d = λ^d = (λ/ψ)^d gives ψ^d = 1. Conversely for ψ^d = 1 the point
 y = (1/ψ, 1, …, 1) is singular. So X is singular iff ψ^d = 1 — exactly; the presets
 fermat_* (b = 0) and dwork_quintic take this route, and |ψ^d − 1| is their distance to the
-singular members.
+singular members. "ψ^d = 1" is tested in floating point the same way as below: δ < 1e-8 at that
+point (δ ≈ 0.008 |ψ^5 − 1| there, so |ψ^5 − 1| ≲ 1e-6 counts as singular).
 
 Any other polynomial, numerically: total-degree homotopy continuation
 -------------------------------------------------------------------
@@ -46,10 +47,10 @@ Any other polynomial, numerically: total-degree homotopy continuation
 
    from p to the polynomials singular at z in the unitarily invariant Bombieri–Weyl norm
    (derivation in :func:`singular_distance`). δ < ``SINGULAR_TOLERANCE`` (1e-8) means singular
-   to working precision: rounding alone gives δ ~ 1e-15 at a singular point, and a linearly
+   to working precision: rounding alone gives δ ≲ 1e-15 at a singular point, and a linearly
    converging end point is far below 1e-8 after refinement. The smallest δ over the end points
-   (an upper bound on the distance from p to the nearest singular quintic, min over P^N of δ)
-   is the measure used for the near-singular warning.
+   (an upper bound on min over P^N of δ, the relative distance from p to the nearest singular
+   hypersurface of degree d) is the measure used for the near-singular warning.
 
 Warning thresholds. On the Dwork family the homotopy's min δ is 0.008 |ψ^5 − 1| near ψ = 1
 (0.0078 at ψ = 0.999, 0.0082 at 0.98), so both thresholds describe the same closeness:
@@ -57,16 +58,20 @@ Warning thresholds. On the Dwork family the homotopy's min δ is 0.008 |ψ^5 −
 homotopy. Random dense quintics (seeds 0–7) have min δ between 1.1e-3 and 3.6e-3, the Fermat
 quintic 0.05, so they do not warn.
 
-A positive-dimensional singular locus also shows up: it is a component of {G = 0}, and the total
-degree homotopy sends at least one path onto every component (its contribution to the Bézout
-number is positive). What it can miss, with probability zero: a singular point on ℓ = 0, or a
-path jumping to another one (the step control makes that unlikely; a path that fails to converge
-is counted and, when no singular point was found, the search is repeated with a new seed).
+A positive-dimensional singular locus also shows up: it is a component of {G = 0}, and its
+contribution to the Bézout number (the paths that end on it) is positive; the tests' singular
+line and singular surface each receive several end points. What it can miss: with probability
+zero, a singular point on ℓ = 0 or a path through a singular H_w; and, as with any path tracker,
+a path jumping onto a neighbouring one (the step control's first-correction bound makes that
+unlikely, and the tests check that all 256 end points are distinct on smooth quintics and that
+all 125 conifold nodes are found). A path that fails to reach t = 1 is counted; when some fail
+and no singular point was found, the search is repeated with another seed, then warned about.
 
-Cost: measured on the 2-core CPU while other jobs shared it (load ≈ 10), 0.7–1.0 s for a dense
-random quintic (256 paths, ~130 tracker iterations; the whole check), 27 paths of a quartic and
-4 of a cubic in a fraction of that, well under 1 ms for the formula route; bench/bench_singularity.py
-measures it against sampling 10^5 points. The check runs single-threaded: its tensors are tiny
+Cost (bench/bench_singularity.py, on the 2-core CPU while other jobs shared it, load ≈ 10, so
+upper bounds): the whole check takes 0.78 s (median of 3 seeds, max 0.88 s) for a dense random
+quintic (256 paths, ~130 tracker iterations), 0.19 s for a random quartic K3 (27 paths), 1.2 s
+for the singular four-monomial cone (all 256 paths end at one point of multiplicity 256 and
+stall), and under 1 ms for the formula route. The check runs single-threaded: its tensors are tiny
 (256 paths), and intra-op threads only add synchronisation (on the loaded machine two threads
 made it 10–60× slower).
 """
