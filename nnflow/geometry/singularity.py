@@ -187,10 +187,12 @@ def singular_distance(surface: Hypersurface, z: torch.Tensor) -> torch.Tensor:
 
         δ(z)² = (‖∇p(z)‖² / d − (d−1) |p(z)|²) / ‖p‖_B²,   ‖z‖₂ = 1
 
-    The polynomials singular at z are those with g(z) = 0 and ∇g(z) ⊥ z (Euler), a linear space;
-    in Bombieri–Weyl coordinates with z = e₀ the projection of p onto its orthogonal complement
-    is p(z) z₀^d + Σ_{k≥1} ∂_k p(z) z₀^{d−1} z_k, of squared norm |p|² + Σ_{k≥1} |∂_k p|²/d, and
-    ‖∇p‖² = d²|p|² + Σ_{k≥1} |∂_k p|² turns it into the formula. So δ ∈ [0, 1], δ = 0 exactly
+    The polynomials singular at z, {g : ∇g(z) = 0} (then g(z) = 0 by Euler), form a linear
+    space. The norm is unitarily invariant, so take coordinates with z = e₀: the monomials are
+    orthogonal with ‖z^e‖² = e!/d!, the space is {coefficients of z₀^d and z₀^{d−1} z_k vanish},
+    and the projection of p onto its orthogonal complement is p(z) z₀^d + Σ_{k≥1} ∂_k p(z)
+    z₀^{d−1} z_k, of squared norm |p|² + Σ_{k≥1} |∂_k p|²/d; Euler's ∂₀ p(z) = d p(z) gives
+    ‖∇p‖² = d²|p|² + Σ_{k≥1} |∂_k p|², which turns it into the formula. So δ ∈ [0, 1], δ = 0 exactly
     at singular points, δ is invariant under unitary changes of coordinates and under scaling
     of z and of p, and min over P^N of δ is the relative distance from p to the nearest
     singular hypersurface of its degree.
