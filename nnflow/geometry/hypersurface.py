@@ -131,6 +131,22 @@ class Hypersurface:
         keep = ((charge - charge[:1]) % d == 0).all(0)
         return r[keep]
 
+    def check_smooth(self, seed: int = 0):
+        """Raise SingularManifoldError if X has a singular point anywhere on P^N; warn if nearly.
+
+        Memoized on this object; see :func:`nnflow.geometry.singularity.check_smooth` (formula for
+        the Fermat/Dwork form, total-degree homotopy otherwise). Returns a SmoothnessReport.
+        """
+        from nnflow.geometry.singularity import check_smooth  # it imports this module
+
+        return check_smooth(self, seed)
+
+    def singular_points(self, seed: int = 0) -> torch.Tensor:
+        """Singular points found numerically on P^N: (S, N+1) complex128, largest coordinate 1."""
+        from nnflow.geometry.singularity import singular_points
+
+        return singular_points(self, seed)
+
     def to_dict(self) -> dict:
         """Metadata that rebuilds this hypersurface (JSON-serializable)."""
         return {
@@ -183,7 +199,12 @@ def fermat_quintic() -> Hypersurface:
 
 
 def dwork_quintic(psi: complex = 0.5) -> Hypersurface:
-    """Σ z_i^5 − 5ψ Π z_i = 0 in P^4 (singular where ψ^5 = 1)."""
+    """Σ z_i^5 − 5ψ Π z_i = 0 in P^4.
+
+    Singular exactly where ψ^5 = 1 (the conifold: 125 nodes, e.g. (1/ψ, 1, 1, 1, 1)); sampling
+    such a member raises SingularManifoldError, and members with |ψ^5 − 1| < 0.02 warn
+    (nnflow.geometry.singularity).
+    """
     e = (torch.eye(5, dtype=torch.long) * 5).tolist() + [[1, 1, 1, 1, 1]]
     c = [1.0] * 5 + [-5.0 * complex(psi)]
     return Hypersurface(e, c, name="dwork_quintic", params={"psi": str(complex(psi))})

@@ -6,6 +6,10 @@ the Fubini–Study volume form restricted to X (Shiffman–Zelditch). All lines 
 once: the coefficients of q(t) = p(a + t b) come from an FFT of q at the (d+1)-th roots of
 unity, the roots from batched companion-matrix eigenvalues, and Newton steps on p itself
 polish them to round-off.
+
+Before any line is drawn the surface is checked for singular points on the whole of P^N
+(nnflow.geometry.singularity): a line misses the singular points with probability one, so
+without the check a singular X would sample and measure "fine" and give meaningless numbers.
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ def sample_points(
     seed: int = 0,
     device: str | torch.device | None = None,
     chunk_lines: int = 512,
+    check_smooth: bool = True,
 ) -> PointSet:
     """Sample ``n_points`` points of X, FS-distributed, with integration data.
 
@@ -70,16 +75,23 @@ def sample_points(
         seed: the same seed gives the same points on any device.
         device: where to compute (default CPU); the result lives there, complex128.
         chunk_lines: lines solved at once (bounds memory for many-monomial polynomials).
+        check_smooth: first prove X smooth on all of P^N (``surface.check_smooth()``: a formula
+            for the Fermat/Dwork form, else a homotopy search, ~1 s for a dense quintic; memoized
+            on the surface, so later calls are free) and warn when it is nearly singular. False
+            skips the check, e.g. to study a singular member on purpose.
 
     Returns:
         A PointSet whose ``meta`` records the seed and sampler.
 
     Raises:
+        SingularManifoldError (a ValueError): X has a singular point (with check_smooth).
         ValueError: if n_points <= 0, or X is singular at a sampled point.
         RuntimeError: if a root fails to converge (|p(z)| above tolerance).
     """
     if not isinstance(n_points, int) or isinstance(n_points, bool) or n_points <= 0:
         raise ValueError(f"n_points must be a positive integer; got {n_points!r}")
+    if check_smooth:
+        surface.check_smooth()
     n_lines = -(-n_points // surface.degree)
     a, b = random_lines(n_lines, surface.n_coords, seed)
     chunks, worst = [], 0.0
