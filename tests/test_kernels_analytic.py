@@ -188,7 +188,7 @@ def test_zero_last_empirical_ntk_is_the_last_layer_feature_gram(point_cache):
     """With the last layer zero only its gradients survive: the empirical metric-NTK is the
     Gram matrix of the hidden units' metric jets, ω² Σ_o r(∂∂̄h_o)(x) r(∂∂̄h_o)(x') — whose
     infinite-width mean is the NNGP (test_zero_last_ntk_is_the_nngp)."""
-    from nnflow.kernels.components import hermitian_to_real
+    from nnflow.geometry.hermitian import hermitian_to_real
 
     pts = point_cache("fermat_quintic", 3)
     model = build_potential("mlp", n_coords=5, width=16, depth=1, seed=0, init="zero_last")

@@ -13,6 +13,7 @@ Public API (pure torch; gpytorch wrappers in nnflow.kernels.gp):
   ``leading_eigenvalues``.
 """
 
+from nnflow.geometry.hermitian import component_labels, hermitian_to_real, real_to_hermitian
 from nnflow.kernels.analytic import (
     KERNELS,
     AnalyticKernel,
@@ -22,7 +23,6 @@ from nnflow.kernels.analytic import (
     MLPKernel,
     analytic_kernel,
 )
-from nnflow.kernels.components import component_labels, hermitian_to_real, real_to_hermitian
 from nnflow.kernels.diagnostics import (
     alignment,
     as_matrix,

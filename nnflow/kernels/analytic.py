@@ -67,7 +67,7 @@ class AnalyticKernel:
 
     Shapes match the empirical kernels (empirical.py): potential (B1, B2), Kähler
     (B1, B2, n²) (the second argument's metric component), metric (B1, B2, n², n²), in the
-    real components of components.py. ``points2=None`` means the same points.
+    real components of geometry/hermitian.py. ``points2=None`` means the same points.
 
     Args:
         feature_degree: k of the features.

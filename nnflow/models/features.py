@@ -28,25 +28,12 @@ the cost is that of the kept entries, not of the C(N+k, k)² matrix.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from types import SimpleNamespace
 
 import torch
 
 from nnflow.geometry.polynomial import monomial_tree
-
-
-@dataclass
-class Jet:
-    """A real function's value and Wirtinger derivatives at B points, for D components.
-
-    value: (B, D) real; d: (B, n, D) complex, ∂_a f; dd: (B, n, n, D) complex, ∂_a ∂̄_b f
-    (Hermitian in a, b since f is real).
-    """
-
-    value: torch.Tensor
-    d: torch.Tensor
-    dd: torch.Tensor
+from nnflow.models.jets import Jet
 
 
 class ProjectiveFeatures:

@@ -23,16 +23,18 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from nnflow.flows.losses import class_kappa, loss_power
 from nnflow.geometry import make_hypersurface
+from nnflow.geometry.measures import evaluate_metric
 from nnflow.precision import PRECISIONS, set_precision
 from nnflow.training.callbacks import MetricsCSV, plot_sigma
 from nnflow.training.data import PointDataModule
 from nnflow.training.modules import (
+    ROUTES,
     FrozenFlowModule,
     MetricModule,
     TrainingDivergedError,
     compile_mode,
-    evaluate_points,
 )
+from nnflow.validation import check_choice
 
 log = logging.getLogger("nnflow")
 
@@ -52,6 +54,7 @@ def validate_config(cfg: DictConfig) -> None:
     if lr is not None and not lr > 0:
         raise ValueError(f"optim.optimizer.lr={lr!r} must be positive")
     compile_mode(cfg.get("compile"))
+    check_choice(cfg, "route", ROUTES)
     every = cfg.get("check_every_n_steps", 1)
     if not isinstance(every, int) or isinstance(every, bool) or every < 1:
         raise ValueError(f"check_every_n_steps={every!r} must be a positive integer")
@@ -225,6 +228,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
             kappa=kappa,
             stop_on_nonpositive=bool(cfg.stop_on_nonpositive),
             compile=cfg.get("compile"),
+            route=cfg.route,
             check_every_n_steps=cfg.get("check_every_n_steps", 1),
         )
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -269,7 +273,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
     device = trainer.strategy.root_device
     module.model.to(device)
     module.model.eval()
-    test = evaluate_points(module.model, data.split("test").to(device), batch_size=int(cfg.test_batch_size))
+    test = evaluate_metric(data.split("test").to(device), module.model.metric, batch_size=int(cfg.test_batch_size))
     val_sigma = trainer.callback_metrics.get("val_sigma")
     summary = {
         "status": status,
@@ -295,6 +299,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
         "dtype": cfg.dtype,
         "seed": int(cfg.seed),
         "kappa": kappa,
+        "route": module.route,
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     if logger:

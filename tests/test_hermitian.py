@@ -1,11 +1,11 @@
-"""The real parameterization of Hermitian metrics (nnflow.kernels.components)."""
+"""The real parameterization of Hermitian metrics (nnflow.geometry.hermitian)."""
 
 import math
 
 import pytest
 import torch
 
-from nnflow.kernels.components import (
+from nnflow.geometry.hermitian import (
     component_labels,
     component_matrix,
     hermitian_basis,
