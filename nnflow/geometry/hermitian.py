@@ -90,17 +90,6 @@ def component_labels(n: int) -> list[str]:
     )
 
 
-def to_components(t: torch.Tensor, n: int, dim: int = -1) -> torch.Tensor:
-    """Apply the complex-linear map P along one flattened (a·n + b) axis of length n·n.
-
-    For derivative kernels whose (a, b) index is not Hermitian term by term; the result is
-    complex (real up to round-off once every term is summed).
-    """
-    P = component_matrix(n, torch.complex128 if t.dtype in (torch.float64, torch.complex128) else torch.complex64, t.device)
-    moved = t.movedim(dim, -1).to(P.dtype)
-    return (moved @ P.T).movedim(-1, dim)
-
-
 def real_hermitian_det(r: torch.Tensor) -> torch.Tensor:
     """det g of the Hermitian matrices with components r: (..., n²) real → (...) real.
 

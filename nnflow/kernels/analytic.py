@@ -26,6 +26,10 @@ cos-net φ = Σ_i a_i Σ_j cos(b_ij x_j + c_i) and gauss-net (a, b, c as in netw
 
 (the a- and c-gradients give the NNGP terms, the b-gradients the last sum). Their derivative
 kernels use the coordinate-sum route.
+
+(One file of ~440 lines: the four kernels share the AnalyticKernel base — points, orders, the
+feature composition — and ``analytic_kernel`` maps a model config onto them; the formulas live
+in duals.py, taylor.py and derivatives.py.)
 """
 
 from __future__ import annotations

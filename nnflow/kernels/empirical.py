@@ -61,7 +61,7 @@ def initial_params(model) -> dict[str, torch.Tensor]:
             f"initial parameters are stored only for init='centered'; got init={getattr(model, 'init', None)!r} "
             "(keep a copy of model_params(model) at initialization instead)"
         )
-    return {_PREFIX + name: t for name, t in model._theta0().items()}
+    return {_PREFIX + name: t for name, t in model.theta0().items()}
 
 
 def _network_params(model, params) -> dict[str, torch.Tensor]:

@@ -53,8 +53,8 @@ def mlp_layer_jets(network, params: dict, rows0: torch.Tensor, n: int) -> list[t
         return tuple(activation_derivatives(act, u, 3)[1:])
 
     L = network.depth
-    weights = [params[f"weights.{l}"] * network._w_scale[l] for l in range(L + 1)]
-    biases = [params[f"biases.{l}"] * network._b_scale[l] for l in range(L + 1)]
+    weights = [params[f"weights.{l}"] * network.w_scales[l] for l in range(L + 1)]
+    biases = [params[f"biases.{l}"] * network.b_scales[l] for l in range(L + 1)]
     h, inputs, pre = rows0, [], []
     for l in range(L + 1):
         inputs.append(h)
@@ -71,7 +71,7 @@ def mlp_layer_jets(network, params: dict, rows0: torch.Tensor, n: int) -> list[t
             grads[l] = product_packed(slope, grads[l + 1] @ weights[l + 1], n)
     rows = [component_rows(t, n) for t in inputs]
     grads = [None if g is None else component_rows(g, n) for g in grads]
-    return [(rows[l], grads[l], network._w_scale[l], network._b_scale[l]) for l in range(L + 1)]
+    return [(rows[l], grads[l], network.w_scales[l], network.b_scales[l]) for l in range(L + 1)]
 
 
 def component_rows(T: torch.Tensor, n: int) -> torch.Tensor:

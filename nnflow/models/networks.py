@@ -134,6 +134,9 @@ class MLP(nn.Module):
             variance σ_w² s² |x|²/d + σ_b²; features have |x| = 1, so s = √d makes them O(1)).
     Parameters (drawn in float64 and cast to the default dtype, ``_parameter``):
         weights[l] (fan_out, fan_in), biases[l] (fan_out,), l = 0 .. depth.
+    Attributes:
+        w_scales, b_scales: per layer, the fixed factors ω_l, β_l of u = ω_l W_l h + β_l b_l
+            (σ_w/√fan_in and σ_b for "ntk", the input scale folded into ω_0; 1 for "standard").
     """
 
     def __init__(
@@ -162,22 +165,22 @@ class MLP(nn.Module):
         self.input_scale = float(input_scale)
         sizes = [in_dim] + [width] * depth + [1]
         weights, biases = [], []
-        self._w_scale, self._b_scale = [], []
+        self.w_scales, self.b_scales = [], []
         for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
             w, b = _randn(fan_out, fan_in), _randn(fan_out)  # this order: the seed's draw sequence
             if parameterization == "ntk":
-                self._w_scale.append(self.sigma_w / math.sqrt(fan_in))
-                self._b_scale.append(self.sigma_b)
+                self.w_scales.append(self.sigma_w / math.sqrt(fan_in))
+                self.b_scales.append(self.sigma_b)
             else:
                 w, b = w * (self.sigma_w / math.sqrt(fan_in)), b * self.sigma_b
-                self._w_scale.append(1.0)
-                self._b_scale.append(1.0)
+                self.w_scales.append(1.0)
+                self.b_scales.append(1.0)
             weights.append(w)
             biases.append(b)
         # The network sees input_scale·x: unit-norm features have components ~1/√d, so
         # input_scale ~ √d puts the first pre-activations at O(1) (folded into layer 0).
         if parameterization == "ntk":
-            self._w_scale[0] *= self.input_scale
+            self.w_scales[0] *= self.input_scale
         else:
             weights[0] = weights[0] * self.input_scale
         self.weights = nn.ParameterList([_parameter(w) for w in weights])
@@ -194,7 +197,7 @@ class MLP(nn.Module):
         act = ACTIVATIONS[self.activation]
         h = x
         for layer, (w, b) in enumerate(zip(self.weights, self.biases)):
-            h = nn.functional.linear(h, w * self._w_scale[layer], b * self._b_scale[layer])
+            h = nn.functional.linear(h, w * self.w_scales[layer], b * self.b_scales[layer])
             if layer < self.depth:
                 h = act(h)[0]
         return h.squeeze(-1)
@@ -212,7 +215,7 @@ class MLP(nn.Module):
         """
         act = ACTIVATIONS[self.activation]
         for layer, (w, b) in enumerate(zip(self.weights, self.biases)):
-            T = linear_packed(T, w * self._w_scale[layer], b * self._b_scale[layer])
+            T = linear_packed(T, w * self.w_scales[layer], b * self.b_scales[layer])
             if layer < self.depth:
                 T = activation_packed(T, n, act)
         return T

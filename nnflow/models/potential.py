@@ -95,7 +95,8 @@ class KahlerPotential(nn.Module):
                 self.register_buffer(buf, p.detach().clone())
                 self._theta0_names.append((name, buf))
 
-    def _theta0(self) -> dict[str, torch.Tensor]:
+    def theta0(self) -> dict[str, torch.Tensor]:
+        """The network's initial parameters θ0 by its parameter names (init "centered"; else {})."""
         return {name: getattr(self, buf) for name, buf in self._theta0_names}
 
     def phi(self, z: torch.Tensor) -> torch.Tensor:
@@ -103,7 +104,7 @@ class KahlerPotential(nn.Module):
         x = self.features(z)
         out = self.network(x)
         if self.init == "centered":
-            out = out - functional_call(self.network, self._theta0(), (x,))
+            out = out - functional_call(self.network, self.theta0(), (x,))
         return self.output_scale * out
 
     def potential(self, z: torch.Tensor) -> torch.Tensor:
@@ -118,7 +119,7 @@ class KahlerPotential(nn.Module):
         """α∂∂̄f_θ0 ("centered", no gradient) or 0: the part subtracted at initialization."""
         if self.init != "centered":
             return 0.0
-        return self.output_scale * _jet_with_params(self.network, self._theta0(), jet).dd[..., 0]
+        return self.output_scale * _jet_with_params(self.network, self.theta0(), jet).dd[..., 0]
 
     def phi_metric(self, z: torch.Tensor, jac: torch.Tensor) -> torch.Tensor:
         """∂_a∂̄_b φ pulled back: (B, N+1), (B, n, N+1) → (B, n, n) complex."""

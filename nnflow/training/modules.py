@@ -20,6 +20,9 @@ Training routes (``MetricModule(route=...)``, ``ROUTES``), all the same metric a
 
 A model lists what it offers in ``training_routes`` (absent: "direct" only). The frozen flow's
 module has its own route, "flow". The resolved route is ``module.route`` from on_train_start on.
+
+(One file of ~420 lines: FrozenFlowModule reuses MetricModule's validation, health checks and
+logging, and the route choice is part of MetricModule's state; splitting would scatter one class.)
 """
 
 from __future__ import annotations
