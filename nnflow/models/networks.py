@@ -96,19 +96,25 @@ def _check_parameterization(parameterization: str) -> None:
         raise ValueError(f"unknown parameterization {parameterization!r}; choose from {PARAMETERIZATIONS}")
 
 
-def _parameter(draw: torch.Tensor) -> nn.Parameter:
-    """A parameter from a float64 draw, cast to the default dtype.
+# The dtype every network draws its initial parameters in, whatever the default dtype: one seed
+# gives one θ0 in every precision and every app (a float64 model's θ0 is the float32 model's,
+# cast exactly; torch's float32 and float64 samplers give different numbers from one seed).
+# float32, because nnflow-train has always built its models under torch's float32 default and
+# cast them (``model.to(dtype)``): every training run, float64 included, keeps its θ0 bit for bit.
+PARAMETER_DRAW_DTYPE = torch.float32
 
-    Every network draws its initial parameters in float64 (``torch.randn(..., dtype=float64)``)
-    and casts last, so that one seed gives one θ0 in every precision: a float32 network's θ0 is
-    the float64 network's θ0 rounded to float32 (torch's float32 and float64 samplers consume
-    the generator differently). In a float64 process the draws are those of a plain randn.
-    """
+
+def _parameter(draw: torch.Tensor) -> nn.Parameter:
+    """A parameter from a draw (PARAMETER_DRAW_DTYPE, scaled in that dtype), cast to the default dtype."""
     return nn.Parameter(draw.to(torch.get_default_dtype()))
 
 
 def _randn(*shape: int) -> torch.Tensor:
-    return torch.randn(*shape, dtype=torch.float64)
+    return torch.randn(*shape, dtype=PARAMETER_DRAW_DTYPE)
+
+
+def _rand(*shape: int) -> torch.Tensor:
+    return torch.rand(*shape, dtype=PARAMETER_DRAW_DTYPE)
 
 
 def _separable_jet(jet: Jet, f0, f1, f2) -> Jet:
@@ -132,7 +138,7 @@ class MLP(nn.Module):
         sigma_w, sigma_b: weight and bias scales.
         input_scale: s, the network computes φ(s·x) (pre-activations of the first layer have
             variance σ_w² s² |x|²/d + σ_b²; features have |x| = 1, so s = √d makes them O(1)).
-    Parameters (drawn in float64 and cast to the default dtype, ``_parameter``):
+    Parameters (drawn in PARAMETER_DRAW_DTYPE, then cast to the default dtype, ``_parameter``):
         weights[l] (fan_out, fan_in), biases[l] (fan_out,), l = 0 .. depth.
     Attributes:
         w_scales, b_scales: per layer, the fixed factors ω_l, β_l of u = ω_l W_l h + β_l b_l
@@ -224,7 +230,7 @@ class MLP(nn.Module):
 class _SeparableNet(nn.Module):
     """Shared part of cos-net and gauss-net: φ(x) = Σ_i a_i Σ_j F(b_ij x_j + c_i, x_j).
 
-    Holds the checks, a (N,), b (N, d), c (N,) drawn in float64 (``_parameter``) and their
+    Holds the checks, a (N,), b (N, d), c (N,) drawn in PARAMETER_DRAW_DTYPE (``_parameter``) and their
     scales: in the "ntk" parameterization parameters are N(0, 1)-like draws times fixed
     scales; in "standard" the scales are folded into the parameters.
     """
@@ -239,7 +245,7 @@ class _SeparableNet(nn.Module):
         self.sigma_a, self.sigma_b = float(sigma_a), float(sigma_b)
 
     def _init_parameters(self, a, b, c, scales: tuple[float, float, float]) -> None:
-        """a, b, c: float64 draws; scales (a, b, c) applied in "standard", kept aside in "ntk"."""
+        """a, b, c: draws; scales (a, b, c) applied in "standard", kept aside in "ntk"."""
         ntk = self.parameterization == "ntk"
         self.a = _parameter(a * (1.0 if ntk else scales[0]))
         self.b = _parameter(b * (1.0 if ntk else scales[1]))
@@ -263,7 +269,7 @@ class CosNet(_SeparableNet):
         super().__init__(in_dim, width, sigma_a, sigma_b, parameterization)
         a_scale, b_scale = sigma_a / math.sqrt(width), sigma_b / math.sqrt(in_dim)
         a, b = _randn(width), _randn(width, in_dim)
-        c = (torch.rand(width, dtype=torch.float64) * 2 - 1) * math.pi
+        c = (_rand(width) * 2 - 1) * math.pi
         self._init_parameters(a, b, c, (a_scale, b_scale, 1.0))  # c's scale 1: c ~ U[−π, π] as drawn
 
     @property

@@ -213,8 +213,9 @@ def build_potential(
     Args:
         network: "mlp", "cosnet" or "gaussnet"; network_kwargs go to its constructor
             (width, depth, activation, parameterization, sigma_w, sigma_b, sigma_a, sigma_c).
-        seed: if given, the parameters are drawn from torch.manual_seed(seed), in float64 and
-            cast to the default dtype (networks.py): one seed gives one θ0 in every precision.
+        seed: if given, the parameters are drawn from torch.manual_seed(seed), in
+            networks.PARAMETER_DRAW_DTYPE and cast to the default dtype: one seed gives one θ0
+            in every precision.
         feature_symmetry: "none", or "phases": only the features invariant under the
             manifold's diagonal phase symmetries (``phases``, ``phase_order``: from
             ``Hypersurface.phase_symmetries()`` and deg p; nnflow-train passes them).
