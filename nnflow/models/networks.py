@@ -272,9 +272,14 @@ class CosNet(_SeparableNet):
         c = (_rand(width) * 2 - 1) * math.pi
         self._init_parameters(a, b, c, (a_scale, b_scale, 1.0))  # c's scale 1: c ~ U[−π, π] as drawn
 
+    # _a_scale, _b_scale: the names models/torus.py (ProductCosNet, owned elsewhere) reads; the
+    # same numbers as _scales[0], _scales[1]
+    @property
+    def _a_scale(self) -> float:
+        return self._scales[0]
+
     @property
     def _b_scale(self) -> float:
-        # read by ProductCosNet._phase (models/torus.py, owned elsewhere); same as _scales[1]
         return self._scales[1]
 
     def _phase(self, x):
