@@ -26,8 +26,10 @@ def test_every_preset_composes_and_fast_dev_runs(preset, tmp_path):
         assert summary["device"] == torch.cuda.get_device_name()
     if summary["arm"] == "frozen":  # no network: the state is the flow's coefficient field
         assert summary["n_params"] == 0 and summary["flow_time"] > 0
+        assert summary["route"] == "flow"
     else:
         assert summary["n_params"] > 0
+        assert summary["route"] in ("packed", "reference", "direct")
     assert math.isfinite(summary["sigma_test"])
 
 

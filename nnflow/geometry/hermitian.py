@@ -44,6 +44,20 @@ def hermitian_to_real(g: torch.Tensor) -> torch.Tensor:
     return torch.cat([diag.real, math.sqrt(2) * upper.real, math.sqrt(2) * upper.imag], -1)
 
 
+def linear_components(diag: torch.Tensor, upper: torch.Tensor, lower: torch.Tensor) -> torch.Tensor:
+    """The component map written on entries, complex-linearly: (..., n), (..., U), (..., U) → (..., n + 2U).
+
+    (g_aa; (g_ab + g_ba)/√2; (g_ab − g_ba)/(√2 i)) for the U pairs a < b given as ``upper`` = g_ab
+    and ``lower`` = g_ba. For Hermitian g this is (g_aa; √2 Re g_ab; √2 Im g_ab), the components of
+    ``hermitian_to_real``; on a derivative of a Hermitian matrix (not Hermitian itself) it is the
+    same linear map P (``component_matrix``), which is what differentiating the components gives.
+    The features use it on their kept pairs (models/features.py).
+    """
+    re = (upper + lower) / math.sqrt(2)
+    im = (upper - lower) / (math.sqrt(2) * 1j)
+    return torch.cat([diag, re, im], -1)
+
+
 def real_to_hermitian(r: torch.Tensor) -> torch.Tensor:
     """Inverse of ``hermitian_to_real``: (..., n²) real → (..., n, n) complex Hermitian."""
     n = math.isqrt(r.shape[-1])

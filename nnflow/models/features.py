@@ -32,6 +32,7 @@ from types import SimpleNamespace
 
 import torch
 
+from nnflow.geometry.hermitian import linear_components
 from nnflow.geometry.polynomial import monomial_tree
 from nnflow.models.jets import Jet
 
@@ -183,10 +184,7 @@ class ProjectiveFeatures:
         applied, which is what differentiating x gives.
         """
         m, U = self.n_monomials, self._iu.shape[1]
-        diag, upper, lower = E[..., :m], E[..., m : m + U], E[..., m + U :]
-        re = (upper + lower) / math.sqrt(2)
-        im = (upper - lower) / (math.sqrt(2) * 1j)
-        return torch.cat([diag, re, im], -1)
+        return linear_components(E[..., :m], E[..., m : m + U], E[..., m + U :])
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
         """Real features x(z): (..., N+1) complex → (..., dim) real (|x| = 1 unless phases or standardize)."""
