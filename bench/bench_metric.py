@@ -76,12 +76,12 @@ def main() -> None:
     t_base_train = best_of(lambda: step(model, lambda: baseline_metric(model, pts.z, pts.jac)))
     # Training's default init, "centered" (g starts at g_FS), subtracts the network at θ0: a
     # second jet per step, unless the θ-independent part is cached per training point
-    # (MetricModule does this: reference_metric once, metric_with_reference every step).
+    # (MetricModule does this: reference_metric once, metric_from_reference every step).
     centered = build_potential("mlp", n_coords=5, width=args.width, depth=args.depth, init="centered", seed=0)
     centered = centered.to(device=args.device, dtype=dtype)
     reference = centered.reference_metric(pts.z, pts.jac)
     t_centered = best_of(lambda: step(centered, lambda: centered.metric(pts.z, pts.jac)))
-    t_cached = best_of(lambda: step(centered, lambda: centered.metric_with_reference(reference, pts.z, pts.jac)))
+    t_cached = best_of(lambda: step(centered, lambda: centered.metric_from_reference(reference, pts.z, pts.jac)))
     result = {
         "bench": "metric",
         "device": args.device,

@@ -1,11 +1,12 @@
-"""Time per training step of the quintic MLP by route: direct, cached reference, packed, compiled.
+"""Time per training step of the quintic MLP by route: direct, reference, packed, compiled.
 
 One step = gather a batch of training points, the metric, det g, the Monge–Ampère loss,
-backward and an Adam update (what MetricModule does, without Lightning). Routes:
+backward and an Adam update (what MetricModule does, without Lightning). Routes (MetricModule's
+``route`` names, models/potential.py "metric entry points"):
 
 - ``direct``: ``model.metric(z, jac)`` (the θ0 jet of the centered init at every step) — baseline;
-- ``cached``: ``metric_with_reference`` (g_FS − α∂∂̄f_θ0 cached per training point);
-- ``packed``: ``packed_metric`` (the feature jet cached too; real arithmetic only);
+- ``reference``: ``metric_from_reference`` (g_FS − α∂∂̄f_θ0 cached per training point);
+- ``packed``: ``packed_metric`` on ``packed_inputs`` (the feature jet cached too; real arithmetic);
 - ``compiled``: ``packed`` under torch.compile (``--mode``; "reduce-overhead" captures CUDA graphs).
 
 All routes start from the same parameters and must give the same loss to round-off (printed).
@@ -25,8 +26,8 @@ import torch
 
 from nnflow.flows.losses import monge_ampere_loss
 from nnflow.geometry import fermat_quintic, sample_points
+from nnflow.geometry.hermitian import real_hermitian_det
 from nnflow.geometry.linalg import hermitian_det
-from nnflow.kernels.components import real_hermitian_det
 from nnflow.models import build_potential
 from nnflow.precision import set_precision
 
@@ -45,7 +46,7 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32", choices=["float64", "float32", "tf32"])
     parser.add_argument("--mode", default=None, help="torch.compile mode (default: reduce-overhead on CUDA, default on CPU)")
     parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--routes", nargs="+", default=["direct", "cached", "packed", "compiled"],
+    parser.add_argument("--routes", nargs="+", default=["direct", "reference", "packed", "compiled"],
                         help="routes to time (the first is the baseline of the ratios)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "step.json"))
@@ -59,8 +60,7 @@ def main() -> None:
     start = {k: v.clone() for k, v in model.state_dict().items()}
     with torch.no_grad():
         reference = model.reference_metric(pts.z, pts.jac)
-        packed_reference = model.packed_reference_metric(pts.z, pts.jac)
-        feature_jet = model.packed_feature_jet(pts.z, pts.jac)
+        packed_reference, feature_jet = model.packed_inputs(pts.z, pts.jac)
 
     def packed_det(ref, jet):
         return real_hermitian_det(model.packed_metric(ref, jet))
@@ -68,7 +68,7 @@ def main() -> None:
     compiled_det = torch.compile(packed_det, mode=mode, dynamic=False)
     routes = {
         "direct": lambda i: hermitian_det(model.metric(pts.z[i], pts.jac[i])),
-        "cached": lambda i: hermitian_det(model.metric_with_reference(reference[i], pts.z[i], pts.jac[i])),
+        "reference": lambda i: hermitian_det(model.metric_from_reference(reference[i], pts.z[i], pts.jac[i])),
         "packed": lambda i: packed_det(packed_reference[i], feature_jet[i]),
         "compiled": lambda i: compiled_det(packed_reference[i], feature_jet[i]),
     }

@@ -188,18 +188,18 @@ def test_zero_last_empirical_ntk_is_the_last_layer_feature_gram(point_cache):
     """With the last layer zero only its gradients survive: the empirical metric-NTK is the
     Gram matrix of the hidden units' metric jets, ω² Σ_o r(∂∂̄h_o)(x) r(∂∂̄h_o)(x') — whose
     infinite-width mean is the NNGP (test_zero_last_ntk_is_the_nngp)."""
-    from nnflow.kernels.components import hermitian_to_real
+    from nnflow.geometry.hermitian import hermitian_to_real
 
     pts = point_cache("fermat_quintic", 3)
     model = build_potential("mlp", n_coords=5, width=16, depth=1, seed=0, init="zero_last")
     net = model.network
     jet = model.features.jet(pts.z, pts.jac)
-    W, b = net.weights[0] * net._w_scale[0], net.biases[0] * net._b_scale[0]
+    W, b = net.weights[0] * net.w_scales[0], net.biases[0] * net.b_scales[0]
     Wc = W.T.to(jet.d.dtype)
     u, du, ddu = jet.value @ W.T + b, jet.d @ Wc, jet.dd @ Wc
     _, s1, s2 = ACTIVATIONS[net.activation](u)
     dd = s2[:, None, None, :] * du[:, :, None, :] * du.conj()[:, None, :, :] + s1[:, None, None, :] * ddu
-    r = hermitian_to_real(dd.permute(0, 3, 1, 2)) * net._w_scale[1]  # (B, width, n²)
+    r = hermitian_to_real(dd.permute(0, 3, 1, 2)) * net.w_scales[1]  # (B, width, n²)
     assert_close_matrices(metric_ntk(model, pts), torch.einsum("xos,yot->xyst", r, r))
 
 

@@ -9,16 +9,18 @@ import pytest
 import torch
 from torch.func import functional_call, jacrev, vmap
 
+from nnflow.geometry.hermitian import hermitian_to_real
 from nnflow.kernels import (
     empirical_kernel,
     empirical_metric_ntk,
     empirical_ntk_fn,
-    hermitian_to_real,
-    initial_params,
     kahler_ntk,
+    metric_ntk,
+)
+from nnflow.kernels.empirical import (  # the per-point Jacobians and JVPs, and the parameter helpers
+    initial_params,
     metric_jacobian,
     metric_jvp,
-    metric_ntk,
     model_params,
     potential_jacobian,
     potential_jvp,

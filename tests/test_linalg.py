@@ -1,8 +1,8 @@
 import pytest
 import torch
 
+from nnflow.geometry.hermitian import hermitian_to_real, real_hermitian_det
 from nnflow.geometry.linalg import hermitian_det, hermitian_positive
-from nnflow.kernels.components import hermitian_to_real, real_hermitian_det
 
 
 def random_hermitian(n, batch=4000, seed=0):

@@ -147,9 +147,8 @@ def test_bad_potential_options():
 
 @pytest.mark.parametrize("n", [1, 2, 3])
 def test_dd_components_are_the_hermitian_components_of_the_jet(n):
-    from nnflow.kernels.components import hermitian_to_real
-    from nnflow.models.features import Jet
-    from nnflow.models.networks import dd_components, pack_jet, unpack_jet
+    from nnflow.geometry.hermitian import hermitian_to_real
+    from nnflow.models.jets import Jet, dd_components, pack_jet, unpack_jet
 
     g = torch.Generator().manual_seed(n)
     d = torch.randn(4, n, 6, dtype=torch.complex128, generator=g)
@@ -158,3 +157,31 @@ def test_dd_components_are_the_hermitian_components_of_the_jet(n):
     T = pack_jet(Jet(torch.randn(4, 6, dtype=torch.float64, generator=g), d, dd))
     expected = hermitian_to_real(unpack_jet(T, n).dd.movedim(-1, 1)).movedim(1, -1)
     assert torch.allclose(dd_components(T, n), expected, rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize(
+    "network, kwargs",
+    [("mlp", dict(depth=2)), ("mlp", dict(parameterization="standard", input_scale=2.0)), ("cosnet", {}),
+     ("gaussnet", dict(parameterization="standard"))],
+)
+def test_one_seed_gives_one_theta0_in_every_dtype(network, kwargs):
+    # parameters are drawn in one dtype and cast: a float32 model built from the same seed holds
+    # exactly the float64 model's θ0 rounded to float32, whatever the default dtype at build
+    def build(dtype):
+        old = torch.get_default_dtype()
+        torch.set_default_dtype(dtype)
+        try:
+            return build_potential(network, n_coords=4, width=8, seed=5, **kwargs)
+        finally:
+            torch.set_default_dtype(old)
+
+    m64, m32 = build(torch.float64), build(torch.float32)
+    p64, p32 = dict(m64.network.named_parameters()), dict(m32.network.named_parameters())
+    assert p64.keys() == p32.keys() and len(p64) >= 3
+    for name, p in p32.items():
+        assert p.dtype == torch.float32 and p64[name].dtype == torch.float64
+        assert torch.equal(p, p64[name].to(torch.float32)), name
+    if kwargs.get("parameterization", "ntk") == "ntk":  # stored as drawn: a float32 randn, nnflow-train's
+        torch.manual_seed(5)                               # draws (built under float32, then cast) bit for bit
+        first = m64.network.weights[0] if network == "mlp" else m64.network.a
+        assert torch.equal(first.detach(), torch.randn(first.shape, dtype=torch.float32).double())

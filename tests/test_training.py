@@ -26,8 +26,10 @@ def test_every_preset_composes_and_fast_dev_runs(preset, tmp_path):
         assert summary["device"] == torch.cuda.get_device_name()
     if summary["arm"] == "frozen":  # no network: the state is the flow's coefficient field
         assert summary["n_params"] == 0 and summary["flow_time"] > 0
+        assert summary["route"] == "flow"
     else:
         assert summary["n_params"] > 0
+        assert summary["route"] in ("packed", "reference", "direct")
     assert math.isfinite(summary["sigma_test"])
 
 
@@ -212,7 +214,7 @@ def test_reference_metric_route_equals_the_metric(init):
         for p in model.network.parameters():
             p.add_(0.3 * torch.randn_like(p))
     direct = model.metric(pts.z, pts.jac)
-    via = model.metric_with_reference(model.reference_metric(pts.z, pts.jac), pts.z, pts.jac)
+    via = model.metric_from_reference(model.reference_metric(pts.z, pts.jac), pts.z, pts.jac)
     assert torch.allclose(via, direct, rtol=0, atol=1e-13)
     grads = [torch.autograd.grad(hermitian_loss(g), list(model.parameters())) for g in (direct, via)]
     for a, b in zip(*grads):
@@ -223,34 +225,79 @@ def hermitian_loss(g):
     return (torch.linalg.det(g).real - 1).pow(2).mean()
 
 
-def test_training_routes_end_where_the_direct_metric_ends(tmp_path, monkeypatch):
+def test_training_routes_end_where_the_direct_metric_ends(tmp_path):
     # three routes of one run: packed (the MLP's default: cached feature jets and reference, real
-    # arithmetic), the cached complex reference (packed cache disallowed), and the direct metric at
-    # every step (the wrapper has neither reference_metric nor a packed route)
-    from nnflow.training import modules
-
+    # arithmetic), the cached complex reference, and the direct metric at every step (asked for,
+    # and the route a wrapper that offers no cached route falls back to)
     base = ["experiment=cubic_mlp", *FAST_TRAIN, "logger=csv", "trainer.max_epochs=2"]
     packed, objects = train(compose_train(*base, tmp_path=tmp_path), tmp_path / "packed")
     module = objects["module"]
+    assert module.route == packed["route"] == "packed"
     assert module._reference is None and module._packed[0].shape == (512, 1)
     assert module._packed[1].shape == (512, 1 + 2 + 1, module.model.features.dim)
-    with monkeypatch.context() as m:
-        m.setattr(modules, "PACKED_CACHE_BYTES", 0)
-        cached, objects = train(compose_train(*base, tmp_path=tmp_path), tmp_path / "cached")
+    cached, objects = train(compose_train(*base, "route=reference", tmp_path=tmp_path), tmp_path / "cached")
+    assert objects["module"].route == cached["route"] == "reference"
     assert objects["module"]._packed is None and objects["module"]._reference.shape == (512, 1, 1)
-    plain, _ = train(compose_train(*base, "+model._target_=tests.helpers.PoisonedPotential",
-                                   "+model.healthy_calls=1000000", tmp_path=tmp_path), tmp_path / "plain")
-    assert packed["steps"] == cached["steps"] == plain["steps"] == 8
-    for run in (packed, cached):
+    direct, objects = train(compose_train(*base, "route=direct", tmp_path=tmp_path), tmp_path / "direct")
+    assert objects["module"].route == "direct"
+    assert objects["module"]._packed is None and objects["module"]._reference is None
+    plain, objects = train(compose_train(*base, "+model._target_=tests.helpers.PoisonedPotential",
+                                         "+model.healthy_calls=1000000", tmp_path=tmp_path), tmp_path / "plain")
+    assert objects["module"].route == plain["route"] == "direct"  # auto: the wrapper offers only metric()
+    assert packed["steps"] == cached["steps"] == direct["steps"] == plain["steps"] == 8
+    for run in (packed, cached, direct):
         assert run["sigma_test"] == pytest.approx(plain["sigma_test"], rel=1e-9)
         assert run["sigma_val"] == pytest.approx(plain["sigma_val"], rel=1e-9)
+
+
+def test_auto_route_takes_the_reference_when_the_packed_cache_is_too_large(tmp_path):
+    # the "auto" rule's size threshold (the module's packed_cache_limit option): the cubic MLP's
+    # feature-jet cache is a few hundred kB, so a limit below it must skip "packed"
+    from nnflow.training import modules
+
+    cfg = compose_train("experiment=cubic_mlp", *FAST_TRAIN, "logger=csv", "+trainer.fast_dev_run=true",
+                        tmp_path=tmp_path)
+    _, objects = train(cfg, tmp_path / "run")
+    module = objects["module"]
+    size = module.packed_cache_bytes()
+    assert 0 < size <= modules.PACKED_CACHE_BYTES
+    assert module.resolve_route()[0] == "packed"
+    module.packed_cache_limit = size - 1
+    route, why = module.resolve_route()
+    assert route == "reference" and "exceeds" in why
+
+
+@pytest.mark.parametrize(
+    "network, options, match",
+    [
+        ("cosnet", dict(route="packed"), "route='packed' is not offered by KahlerPotential with CosNet"),
+        ("mlp", dict(route="bogus"), "route='bogus'"),
+        ("mlp", dict(route="reference", compile="default"), "route='packed' only; got route='reference'"),
+        ("mlp", dict(route="direct", compile="default"), "route='packed' only; got route='direct'"),
+    ],
+)
+def test_routes_a_model_cannot_take_are_refused_at_construction(network, options, match):
+    from functools import partial
+
+    from nnflow.models import build_potential
+    from nnflow.training.modules import MetricModule
+
+    model = build_potential(network, n_coords=3, width=4, seed=0)
+    with pytest.raises(ValueError, match=match):
+        MetricModule(model, optimizer=partial(torch.optim.Adam, lr=1e-3), **options)
+
+
+def test_route_config_is_validated(tmp_path):
+    cfg = compose_train("experiment=cubic_mlp", *FAST_TRAIN, "logger=csv", "route=packd", tmp_path=tmp_path)
+    with pytest.raises(ValueError, match="route='packd'"):
+        train(cfg, tmp_path / "run")
 
 
 @pytest.mark.parametrize("init", ["centered", "random"])
 def test_packed_metric_equals_the_metric(init):
     from nnflow.geometry import fermat_quintic, sample_points
+    from nnflow.geometry.hermitian import real_hermitian_det, real_to_hermitian
     from nnflow.geometry.linalg import hermitian_det
-    from nnflow.kernels.components import real_hermitian_det, real_to_hermitian
     from nnflow.models import build_potential
 
     pts = sample_points(fermat_quintic(), 64, seed=2)
@@ -259,7 +306,7 @@ def test_packed_metric_equals_the_metric(init):
         for p in model.network.parameters():
             p.add_(0.3 * torch.randn_like(p))
     direct = model.metric(pts.z, pts.jac)
-    packed = model.packed_metric(model.packed_reference_metric(pts.z, pts.jac), model.packed_feature_jet(pts.z, pts.jac))
+    packed = model.packed_metric(*model.packed_inputs(pts.z, pts.jac))
     assert torch.allclose(real_to_hermitian(packed), direct, rtol=0, atol=1e-13)
     dets = (hermitian_det(direct), real_hermitian_det(packed))
     grads = [torch.autograd.grad((d - 1).pow(2).mean(), list(model.parameters())) for d in dets]

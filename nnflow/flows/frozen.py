@@ -30,12 +30,12 @@ from torch import nn
 from nnflow.distributed import gather_rows, row_range
 from nnflow.flows.losses import monge_ampere_loss
 from nnflow.geometry.fubini_study import fs_metric, pullback
+from nnflow.geometry.hermitian import hermitian_to_real, real_to_hermitian
 from nnflow.geometry.linalg import hermitian_det
 from nnflow.geometry.pointset import PointSet
-from nnflow.kernels.components import hermitian_to_real, real_to_hermitian
 
 # kernel(z1, jac1, z2, jac2) -> (B1, B2, m, m) real metric kernel in r-components
-MetricKernel = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+MetricKernelFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 class FlowDivergedError(RuntimeError):
@@ -48,7 +48,7 @@ def fs_start(t: float = 1.0) -> Callable[[torch.Tensor, torch.Tensor], torch.Ten
 
 
 def assemble_dense(
-    kernel: MetricKernel, z: torch.Tensor, jac: torch.Tensor, block: int, rows: slice | None = None
+    kernel: MetricKernelFn, z: torch.Tensor, jac: torch.Tensor, block: int, rows: slice | None = None
 ) -> torch.Tensor:
     """Rows ``rows`` (default all) of Θ(train, train) as a (|rows|·m, N·m) matrix.
 
@@ -75,7 +75,7 @@ def assemble_dense(
     return cross_matrix(kernel, z[rows], jac[rows], z, jac, block)
 
 
-def cross_matrix(kernel: MetricKernel, z1, jac1, z2, jac2, block: int) -> torch.Tensor:
+def cross_matrix(kernel: MetricKernelFn, z1, jac1, z2, jac2, block: int) -> torch.Tensor:
     """Θ(x1, x2) as a (B1·m, B2·m) matrix, row (i, s) = i·m + s, built block by block."""
     out = []
     for i in range(0, z1.shape[0], block):
@@ -89,7 +89,7 @@ def cross_matrix(kernel: MetricKernel, z1, jac1, z2, jac2, block: int) -> torch.
 
 
 def apply_blockwise(
-    kernel: MetricKernel, z, jac, train_z, train_jac, c: torch.Tensor, block: int
+    kernel: MetricKernelFn, z, jac, train_z, train_jac, c: torch.Tensor, block: int
 ) -> torch.Tensor:
     """Σ_{x'∈train} Θ(x, x') c(x') without storing Θ: memory O(block² m²). → (B, m)."""
     out = []
@@ -126,7 +126,7 @@ class FrozenKernelFlow(nn.Module):
 
     def __init__(
         self,
-        kernel: MetricKernel,
+        kernel: MetricKernelFn,
         train: PointSet,
         kappa: float = 1.0,
         power: float = 2.0,
@@ -281,7 +281,7 @@ KERNEL_KINDS = ("analytic", "empirical")
 
 def metric_kernel_from_options(
     kind: str, n_coords: int, seed: int | None = None, dtype: torch.dtype = torch.float64, **network
-) -> MetricKernel:
+) -> MetricKernelFn:
     """A metric kernel function (z1, jac1, z2, jac2) → (B1, B2, m, m) from model options.
 
     Args:

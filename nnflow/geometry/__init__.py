@@ -2,6 +2,7 @@
 
 from nnflow.geometry.charts import choose_chart, embedding_jacobian, local_indices
 from nnflow.geometry.fubini_study import fs_metric, fs_potential, pullback
+from nnflow.geometry.hermitian import hermitian_to_real, real_hermitian_det, real_to_hermitian
 from nnflow.geometry.hypersurface import (
     PRESETS,
     Hypersurface,
@@ -29,9 +30,12 @@ __all__ = [
     "fermat_quintic",
     "fs_metric",
     "fs_potential",
+    "hermitian_to_real",
     "local_indices",
     "make_hypersurface",
     "pullback",
     "random_quintic",
+    "real_hermitian_det",
+    "real_to_hermitian",
     "sample_points",
 ]

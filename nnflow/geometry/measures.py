@@ -23,6 +23,7 @@ import torch
 
 from nnflow.geometry.curvature import curvature
 from nnflow.geometry.fubini_study import fs_metric, fs_potential, pullback
+from nnflow.geometry.linalg import hermitian_det, hermitian_positive
 from nnflow.geometry.pointset import PointSet
 
 Estimate = tuple[float, float]
@@ -85,6 +86,39 @@ def ricci_measure(points: PointSet, det_g: torch.Tensor, ricci_scalar: torch.Ten
     value, se = ratio_estimate(mu * ricci_scalar.abs(), mu)
     s = vol ** (1.0 / points.dim)
     return s * value, s * se
+
+
+def metric_summary(points: PointSet, det_g: torch.Tensor, positive: torch.Tensor) -> dict[str, float]:
+    """σ and volume (with standard errors) and the positive-definite fraction of one metric.
+
+    Args:
+        points: the B points; det_g: (B,) real det g; positive: (B,) bool, g > 0 there.
+    Returns:
+        positive_fraction, sigma, sigma_err, volume, volume_err; σ and the volume are NaN
+        unless g is positive definite with finite det g at every point (they would mean nothing).
+    """
+    out = {"positive_fraction": positive.double().mean().item()}
+    if positive.all() and torch.isfinite(det_g).all():
+        out["sigma"], out["sigma_err"] = sigma_measure(points, det_g)
+        out["volume"], out["volume_err"] = volume(points, det_g)
+    else:
+        out.update(sigma=math.nan, sigma_err=math.nan, volume=math.nan, volume_err=math.nan)
+    return out
+
+
+@torch.no_grad()
+def evaluate_metric(
+    points: PointSet, metric: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], batch_size: int = 8192
+) -> dict[str, float]:
+    """``metric_summary`` of g = metric(z, jac) ((B, N+1), (B, n, N+1) → (B, n, n) complex, e.g.
+    a model's ``metric``) on ``points``, evaluated in batches of ``batch_size`` points."""
+    dets, positive = [], []
+    for start in range(0, len(points), batch_size):
+        sl = slice(start, start + batch_size)
+        g = metric(points.z[sl], points.jac[sl])
+        dets.append(hermitian_det(g))
+        positive.append(hermitian_positive(g))
+    return metric_summary(points, torch.cat(dets), torch.cat(positive))
 
 
 def fs_det(points: PointSet, t: float = 1.0) -> torch.Tensor:

@@ -2,8 +2,9 @@
 
 Public API (pure torch; gpytorch wrappers in nnflow.kernels.gp):
 
-- components: ``hermitian_to_real``, ``real_to_hermitian``, ``real_hermitian_det`` — the one
-  real parameterization of Hermitian metrics used by every metric kernel.
+- ``hermitian_to_real``, ``real_to_hermitian``, ``component_labels``: the one real
+  parameterization of Hermitian metrics used by every metric kernel (defined in
+  nnflow.geometry.hermitian, re-exported here).
 - empirical: ``potential_ntk``, ``kahler_ntk``, ``metric_ntk`` (implementations "jacobian",
   "ntk_vp", "structured", "auto"; ``chunk_size``), ``empirical_ntk_fn``,
   ``empirical_metric_ntk``, ``metric_jacobian``, ``metric_jvp``, ``initial_params``.
@@ -13,6 +14,7 @@ Public API (pure torch; gpytorch wrappers in nnflow.kernels.gp):
   ``leading_eigenvalues``.
 """
 
+from nnflow.geometry.hermitian import component_labels, hermitian_to_real, real_to_hermitian
 from nnflow.kernels.analytic import (
     KERNELS,
     AnalyticKernel,
@@ -22,7 +24,6 @@ from nnflow.kernels.analytic import (
     MLPKernel,
     analytic_kernel,
 )
-from nnflow.kernels.components import component_labels, hermitian_to_real, real_to_hermitian
 from nnflow.kernels.diagnostics import (
     alignment,
     as_matrix,

@@ -26,6 +26,10 @@ cos-net φ = Σ_i a_i Σ_j cos(b_ij x_j + c_i) and gauss-net (a, b, c as in netw
 
 (the a- and c-gradients give the NNGP terms, the b-gradients the last sum). Their derivative
 kernels use the coordinate-sum route.
+
+(One file of ~440 lines: the four kernels share the AnalyticKernel base — points, orders, the
+feature composition — and ``analytic_kernel`` maps a model config onto them; the formulas live
+in duals.py, taylor.py and derivatives.py.)
 """
 
 from __future__ import annotations
@@ -67,7 +71,7 @@ class AnalyticKernel:
 
     Shapes match the empirical kernels (empirical.py): potential (B1, B2), Kähler
     (B1, B2, n²) (the second argument's metric component), metric (B1, B2, n², n²), in the
-    real components of components.py. ``points2=None`` means the same points.
+    real components of geometry/hermitian.py. ``points2=None`` means the same points.
 
     Args:
         feature_degree: k of the features.

@@ -2,7 +2,7 @@
 
 For a potential kernel k(x, x') the Kähler kernel is ∂'_c∂̄'_d k and the metric kernel is
 ∂_a∂̄_b∂'_c∂̄'_d k, all derivatives along the chart directions (pulled back to X). Every result
-is returned in real components (components.py): potential (B1, B2), Kähler (B1, B2, n²),
+is returned in real components (geometry/hermitian.py): potential (B1, B2), Kähler (B1, B2, n²),
 metric (B1, B2, n², n²); internally a side of order 0 has one component and a side of order 2
 has the n² components.
 
@@ -25,7 +25,7 @@ in structured.py):
 
 Jet slots: a side of order 2 carries S = 1 + 2n + n² complex slots per feature coordinate,
 [x, ∂_a x (a < n), ∂̄_b x (b < n), ∂_a∂̄_b x (a·n + b)]; a side of order 0 carries [x]. They are
-stored as the packed real rows of models.networks.pack_jet (R = S real rows) and mapped to slots
+stored as the packed real rows of models.jets.pack_jet (R = S real rows) and mapped to slots
 by ``slot_matrix``.
 """
 
@@ -36,7 +36,8 @@ from functools import cache
 
 import torch
 
-from nnflow.kernels.components import component_matrix
+from nnflow.geometry.hermitian import component_matrix
+from nnflow.models.jets import packed_layout
 
 ORDERS = (0, 2)
 
@@ -62,10 +63,8 @@ def _slot_matrix_cpu(n: int) -> torch.Tensor:
     for a in range(n):
         C[1 + a, 1 + a], C[1 + a, 1 + n + a] = 1, 1j
         C[1 + n + a, 1 + a], C[1 + n + a, 1 + n + a] = 1, -1j
-    upper = [(a, b) for a in range(n) for b in range(a, n)]  # triu order of pack_jet
-    strict = [(a, b) for a in range(n) for b in range(a + 1, n)]
-    row_a = {p: 1 + 2 * n + k for k, p in enumerate(upper)}
-    row_b = {p: 1 + 2 * n + len(upper) + k for k, p in enumerate(strict)}
+    layout = packed_layout(n)
+    row_a, row_b = layout.a_row, layout.b_row
     for a in range(n):
         for b in range(n):
             s = 1 + 2 * n + a * n + b

@@ -74,12 +74,6 @@ def dual_derivatives(
     return price_quadrature(activation, c, q, order)
 
 
-def diagonal_variance(activation: str, q: float, quadrature: bool = False) -> float:
-    """E[σ(u)²] for u ~ N(0, q)."""
-    c = torch.tensor([q], dtype=torch.float64)
-    return float(dual_derivatives(activation, c, q, 0, quadrature)[0][0])
-
-
 def _closed_form(activation: str, c: torch.Tensor, q: float, order: int) -> list[torch.Tensor]:
     if activation in ("sin", "cos"):
         even, odd = torch.sinh(c) * math.exp(-q), torch.cosh(c) * math.exp(-q)

@@ -7,7 +7,7 @@ parameters θ (the "centered" θ0 buffers are not parameters):
     Kähler NTK      Θ_{kl̄}(x, x')       = Σ_I ∂K(x)/∂θ_I ∂g_{kl̄}(x')/∂θ_I           (B1, B2, n²)
     metric-NTK      Θ_{ij̄kl̄}(x, x')     = Σ_I ∂g_{ij̄}(x)/∂θ_I ∂g_{kl̄}(x')/∂θ_I      (B1, B2, n², n²)
 
-with every metric index pair in the real components r(g) of components.py (so Θ_st is real
+with every metric index pair in the real components r(g) of geometry/hermitian.py (so Θ_st is real
 and Σ_I ∂r_s ∂r'_t). Points: a PointSet or (z, jac) (points.py); points2=None means points1.
 Parameters: ``params`` maps the model's parameter names ("network.weights.0", ...) to tensors;
 None means the model's current parameters; ``initial_params(model)`` gives θ0.
@@ -35,14 +35,13 @@ threads every parallel operation waits for a descheduled thread.
 from __future__ import annotations
 
 import torch
-from torch import nn
 from torch.func import functional_call, jacrev, jvp, vmap
 
-from nnflow.kernels.components import hermitian_to_real
+from nnflow.geometry.hermitian import hermitian_to_real
 from nnflow.kernels.derivatives import check_orders
 from nnflow.kernels.points import Side, as_points, assemble, check_chunk_size, feature_side
 from nnflow.kernels.structured import mlp_layer_jets, structured_block
-from nnflow.models.features import Jet
+from nnflow.models.jets import Jet, functional_jet
 
 IMPLEMENTATIONS = ("auto", "jacobian", "ntk_vp", "structured")
 KERNEL_ORDERS = {"potential": (0, 0), "kahler": (0, 2), "metric": (2, 2)}
@@ -62,7 +61,7 @@ def initial_params(model) -> dict[str, torch.Tensor]:
             f"initial parameters are stored only for init='centered'; got init={getattr(model, 'init', None)!r} "
             "(keep a copy of model_params(model) at initialization instead)"
         )
-    return {_PREFIX + name: t for name, t in model._theta0().items()}
+    return {_PREFIX + name: t for name, t in model.theta0().items()}
 
 
 def _network_params(model, params) -> dict[str, torch.Tensor]:
@@ -92,15 +91,6 @@ def _check_dtype(model, params: dict, z: torch.Tensor) -> None:
 
 
 # ---------------------------------------------------------------------- per-point functions
-class _JetCall(nn.Module):
-    def __init__(self, network: nn.Module):
-        super().__init__()
-        self.net = network
-
-    def forward(self, jet: Jet) -> Jet:
-        return self.net.jet(jet)
-
-
 def _point_function(model, order: int):
     """f(net_params, *data) → (m,) real for one point; data from ``_point_data``."""
     alpha = model.output_scale
@@ -111,11 +101,10 @@ def _point_function(model, order: int):
             return alpha * functional_call(network, p, (x[None],))
 
         return f
-    wrapper = _JetCall(network)
 
     def f(p, value, d, dd):
         jet = Jet(value[None], torch.view_as_complex(d)[None], torch.view_as_complex(dd)[None])
-        out = functional_call(wrapper, {"net." + k: v for k, v in p.items()}, (jet,))
+        out = functional_jet(network, p, jet)
         return alpha * hermitian_to_real(out.dd[0, :, :, 0])
 
     return f

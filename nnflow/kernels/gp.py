@@ -9,7 +9,7 @@ gpytorch passes real (..., B, D) inputs, so points are encoded as real rows
 MetricKernel is a multi-output kernel in gpytorch's interleaved layout (row = point·n² +
 component, ``num_outputs_per_input`` = n²): use it with a ``MultitaskMultivariateNormal`` and a
 ``MultitaskGaussianLikelihood(num_tasks=n²)`` to regress metrics in the real components of
-components.py.
+geometry/hermitian.py.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ class MetricKernel(PotentialKernel):
 
     .. math:: K[(x, s), (x', t)] = \\partial_i\\bar\\partial_j\\partial'_k\\bar\\partial'_l \\Theta(x, x')
 
-    Rows and columns are interleaved: index = point·n² + component (components.py order).
+    Rows and columns are interleaved: index = point·n² + component (geometry/hermitian.py order).
     """
 
     _orders = (2, 2)

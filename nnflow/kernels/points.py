@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
-from nnflow.models.features import Jet, ProjectiveFeatures
-from nnflow.models.networks import pack_jet
+from nnflow.models.features import ProjectiveFeatures
+from nnflow.models.jets import Jet, pack_jet
 
 
 def as_points(points, need_jac: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -8,7 +8,7 @@ scales) and the backpropagated gradient G^l_o(x) = ∂φ/∂u^l_o (G^{L+1} = 1) 
 so each layer's tangent kernel is a product of two Gram kernels,
 Θ^{W_l}(x, x') = ω_l² k_G(x, x') k_h(x, x'), and its Kähler and metric kernels follow by the
 Leibniz rule from the Gram matrices of the jets (value, ∂_a, ∂_a∂̄_b) of G^l and h^{l−1}. In
-real components r_s (components.py), r_s(∂∂̄(G h)) = Σ_{αβ} E_s[α, β] G_α h_β with a sparse real
+real components r_s (geometry/hermitian.py), r_s(∂∂̄(G h)) = Σ_{αβ} E_s[α, β] G_α h_β with a sparse real
 E_s (three blocks, ``leibniz_types``) over the "component rows" α = (value, Re ∂_a, Im ∂_a,
 r_s(∂∂̄)), so
 
@@ -32,35 +32,10 @@ from functools import cache
 import torch
 
 from nnflow.kernels.activations import derivatives as activation_derivatives
-from nnflow.models.networks import ACTIVATIONS, _activation_packed, _linear_packed
+from nnflow.models.jets import activation_packed, linear_packed, packed_layout, product_packed
+from nnflow.models.networks import ACTIVATIONS
 
 _PAIR_STEP = 512  # pairs per sub-chunk in leibniz_real (its temporaries stay in cache)
-
-
-def _packed_product(F: torch.Tensor, G: torch.Tensor, n: int) -> torch.Tensor:
-    """Jet of the product of two real functions, both packed (B, R, W) (networks.pack_jet).
-
-    ∂_a(fg) = f_a g + f g_a;  ∂_a∂̄_b(fg) = f_{ab̄} g + f g_{ab̄} + f_a ḡ_b + f̄_b g_a.
-    """
-    f, g = F.unbind(1), G.unbind(1)
-    f0, g0 = f[0], g[0]
-    fr, fi, gr, gi = f[1 : 1 + n], f[1 + n : 1 + 2 * n], g[1 : 1 + n], g[1 + n : 1 + 2 * n]
-    pairs = [(a, b) for a in range(n) for b in range(a, n)]
-    strict = [(a, b) for a in range(n) for b in range(a + 1, n)]
-    fA, gA = f[1 + 2 * n : 1 + 2 * n + len(pairs)], g[1 + 2 * n : 1 + 2 * n + len(pairs)]
-    fB, gB = f[1 + 2 * n + len(pairs) :], g[1 + 2 * n + len(pairs) :]
-    out = [f0 * g0]
-    out += [fr[a] * g0 + f0 * gr[a] for a in range(n)]
-    out += [fi[a] * g0 + f0 * gi[a] for a in range(n)]
-    out += [
-        fA[k] * g0 + f0 * gA[k] + fr[a] * gr[b] + fi[a] * gi[b] + fr[b] * gr[a] + fi[b] * gi[a]
-        for k, (a, b) in enumerate(pairs)
-    ]
-    out += [
-        fB[k] * g0 + f0 * gB[k] + fi[a] * gr[b] - fr[a] * gi[b] + fr[b] * gi[a] - fi[b] * gr[a]
-        for k, (a, b) in enumerate(strict)
-    ]
-    return torch.stack(out, 1)
 
 
 def mlp_layer_jets(network, params: dict, rows0: torch.Tensor, n: int) -> list[tuple]:
@@ -78,31 +53,31 @@ def mlp_layer_jets(network, params: dict, rows0: torch.Tensor, n: int) -> list[t
         return tuple(activation_derivatives(act, u, 3)[1:])
 
     L = network.depth
-    weights = [params[f"weights.{l}"] * network._w_scale[l] for l in range(L + 1)]
-    biases = [params[f"biases.{l}"] * network._b_scale[l] for l in range(L + 1)]
+    weights = [params[f"weights.{l}"] * network.w_scales[l] for l in range(L + 1)]
+    biases = [params[f"biases.{l}"] * network.b_scales[l] for l in range(L + 1)]
     h, inputs, pre = rows0, [], []
     for l in range(L + 1):
         inputs.append(h)
-        u = _linear_packed(h, weights[l], biases[l])
+        u = linear_packed(h, weights[l], biases[l])
         if l < L:
             pre.append(u)
-            h = _activation_packed(u, n, sigma)
+            h = activation_packed(u, n, sigma)
     grads = [None] * (L + 1)
     for l in range(L - 1, -1, -1):
-        slope = _activation_packed(pre[l], n, sigma_prime)  # jet of σ'(u^l)
+        slope = activation_packed(pre[l], n, sigma_prime)  # jet of σ'(u^l)
         if grads[l + 1] is None:  # G^{l+1} ≡ 1: the product is slope · (ω W)_{0,:}
             grads[l] = slope * weights[l + 1][0]
         else:
-            grads[l] = _packed_product(slope, grads[l + 1] @ weights[l + 1], n)
+            grads[l] = product_packed(slope, grads[l + 1] @ weights[l + 1], n)
     rows = [component_rows(t, n) for t in inputs]
     grads = [None if g is None else component_rows(g, n) for g in grads]
-    return [(rows[l], grads[l], network._w_scale[l], network._b_scale[l]) for l in range(L + 1)]
+    return [(rows[l], grads[l], network.w_scales[l], network.b_scales[l]) for l in range(L + 1)]
 
 
 def component_rows(T: torch.Tensor, n: int) -> torch.Tensor:
     """Packed jet rows (B, R, W) → "component rows" [value, Re ∂_a, Im ∂_a, r_s(∂∂̄)] (B, R, W).
 
-    r_s are the real components of the Hermitian ∂_a∂̄_b (components.py), so the Gram of these
+    r_s are the real components of the Hermitian ∂_a∂̄_b (geometry/hermitian.py), so the Gram of these
     rows holds the metric kernel's blocks directly.
     """
     if n == 0:
@@ -113,13 +88,10 @@ def component_rows(T: torch.Tensor, n: int) -> torch.Tensor:
 
 @cache
 def _component_index(n: int):
-    upper = [(a, b) for a in range(n) for b in range(a, n)]
-    strict = [(a, b) for a in range(n) for b in range(a + 1, n)]
-    row_a = {p: 1 + 2 * n + k for k, p in enumerate(upper)}
-    row_b = {p: 1 + 2 * n + len(upper) + k for k, p in enumerate(strict)}
-    index = list(range(1 + 2 * n)) + [row_a[(a, a)] for a in range(n)]
-    index += [row_a[p] for p in strict] + [row_b[p] for p in strict]
-    scale = [1.0] * (1 + 2 * n + n) + [math.sqrt(2)] * (2 * len(strict))
+    """Rows of component_rows in a packed jet (value and ∂ rows, then the Hermitian components)."""
+    layout = packed_layout(n)
+    index = list(range(1 + 2 * n)) + list(layout.component_rows)
+    scale = [1.0] * (1 + 2 * n) + list(layout.component_scale)
     return torch.tensor(index), torch.tensor(scale, dtype=torch.float64)
 
 

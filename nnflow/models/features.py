@@ -28,25 +28,13 @@ the cost is that of the kept entries, not of the C(N+k, k)² matrix.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from types import SimpleNamespace
 
 import torch
 
+from nnflow.geometry.hermitian import linear_components
 from nnflow.geometry.polynomial import monomial_tree
-
-
-@dataclass
-class Jet:
-    """A real function's value and Wirtinger derivatives at B points, for D components.
-
-    value: (B, D) real; d: (B, n, D) complex, ∂_a f; dd: (B, n, n, D) complex, ∂_a ∂̄_b f
-    (Hermitian in a, b since f is real).
-    """
-
-    value: torch.Tensor
-    d: torch.Tensor
-    dd: torch.Tensor
+from nnflow.models.jets import Jet
 
 
 class ProjectiveFeatures:
@@ -196,10 +184,7 @@ class ProjectiveFeatures:
         applied, which is what differentiating x gives.
         """
         m, U = self.n_monomials, self._iu.shape[1]
-        diag, upper, lower = E[..., :m], E[..., m : m + U], E[..., m + U :]
-        re = (upper + lower) / math.sqrt(2)
-        im = (upper - lower) / (math.sqrt(2) * 1j)
-        return torch.cat([diag, re, im], -1)
+        return linear_components(E[..., :m], E[..., m : m + U], E[..., m + U :])
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
         """Real features x(z): (..., N+1) complex → (..., dim) real (|x| = 1 unless phases or standardize)."""

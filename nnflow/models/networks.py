@@ -24,7 +24,7 @@ import math
 import torch
 from torch import nn
 
-from nnflow.models.features import Jet
+from nnflow.models.jets import Jet, activation_packed, linear_packed, pack_jet, unpack_jet
 
 SQRT2PI = math.sqrt(2 * math.pi)
 
@@ -91,99 +91,30 @@ def _check(name: str, value, positive: bool = True, integer: bool = False) -> No
         raise ValueError(f"{name} must be positive; got {value!r}")
 
 
-# ---------------------------------------------------------------------- jet algebra
-# Inside an MLP a jet is packed into one real tensor T of shape (B, R, W), R = 1 + 2n + n²:
-#   row 0: value u;  rows 1..2n: Re ∂_a u, Im ∂_a u;
-#   then the Hermitian ∂_a∂̄_b u = A + iB as A_ab (a ≤ b, symmetric) and B_ab (a < b, antisymmetric).
-# A linear layer is then one matrix product T Wᵀ for all rows at once.
-def _pair_index(n: int, device):
-    ia, ib = torch.triu_indices(n, n, device=device)
-    ja, jb = torch.triu_indices(n, n, offset=1, device=device)
-    return ia, ib, ja, jb
+def _check_parameterization(parameterization: str) -> None:
+    if parameterization not in PARAMETERIZATIONS:
+        raise ValueError(f"unknown parameterization {parameterization!r}; choose from {PARAMETERIZATIONS}")
 
 
-def pack_jet(jet: Jet) -> torch.Tensor:
-    """Jet with (B, n, D) derivatives → (B, 1 + 2n + n², D) real."""
-    n = jet.d.shape[1]
-    ia, ib, ja, jb = _pair_index(n, jet.d.device)
-    return torch.cat(
-        [jet.value[:, None], jet.d.real, jet.d.imag, jet.dd.real[:, ia, ib], jet.dd.imag[:, ja, jb]], 1
-    )
+# The dtype every network draws its initial parameters in, whatever the default dtype: one seed
+# gives one θ0 in every precision and every app (a float64 model's θ0 is the float32 model's,
+# cast exactly; torch's float32 and float64 samplers give different numbers from one seed).
+# float32, because nnflow-train has always built its models under torch's float32 default and
+# cast them (``model.to(dtype)``): every training run, float64 included, keeps its θ0 bit for bit.
+PARAMETER_DRAW_DTYPE = torch.float32
 
 
-def unpack_jet(T: torch.Tensor, n: int) -> Jet:
-    """Inverse of pack_jet."""
-    ia, ib, ja, jb = _pair_index(n, T.device)
-    B, _, D = T.shape
-    m = ia.shape[0]
-    d = torch.complex(T[:, 1 : 1 + n], T[:, 1 + n : 1 + 2 * n])
-    A = T.new_zeros(B, n, n, D)
-    A[:, ia, ib] = T[:, 1 + 2 * n : 1 + 2 * n + m]
-    A[:, ib, ia] = T[:, 1 + 2 * n : 1 + 2 * n + m]
-    Bm = T.new_zeros(B, n, n, D)
-    Bm[:, ja, jb] = T[:, 1 + 2 * n + m :]
-    Bm[:, jb, ja] = -T[:, 1 + 2 * n + m :]
-    return Jet(T[:, 0], d, torch.complex(A, Bm))
+def _parameter(draw: torch.Tensor) -> nn.Parameter:
+    """A parameter from a draw (PARAMETER_DRAW_DTYPE, scaled in that dtype), cast to the default dtype."""
+    return nn.Parameter(draw.to(torch.get_default_dtype()))
 
 
-_DD_ROWS: dict[int, tuple[list[int], list[float]]] = {}
+def _randn(*shape: int) -> torch.Tensor:
+    return torch.randn(*shape, dtype=PARAMETER_DRAW_DTYPE)
 
 
-def _dd_component_rows(n: int) -> tuple[list[int], list[float]]:
-    """Rows of a packed jet holding A_aa, A_ab, B_ab (a < b) and the components' scales.
-
-    Cached in a plain dict (torch.compile traces it; it warns about functools.lru_cache).
-    """
-    if n not in _DD_ROWS:
-        _DD_ROWS[n] = _component_rows(n)
-    return _DD_ROWS[n]
-
-
-def _component_rows(n: int) -> tuple[list[int], list[float]]:
-    ia, ib = torch.triu_indices(n, n).tolist()
-    pairs = {ab: k for k, ab in enumerate(zip(ia, ib))}
-    strict = [(a, b) for a in range(n) for b in range(a + 1, n)]
-    first = 1 + 2 * n
-    rows = [first + pairs[(a, a)] for a in range(n)] + [first + pairs[ab] for ab in strict]
-    rows += [first + len(pairs) + k for k in range(len(strict))]
-    return rows, [1.0] * n + [math.sqrt(2)] * (2 * len(strict))
-
-
-def dd_components(T: torch.Tensor, n: int) -> torch.Tensor:
-    """The ∂_a∂̄_b rows of a packed jet as orthonormal Hermitian components: (B, R, D) → (B, n², D).
-
-    Components as nnflow.kernels.components.hermitian_to_real: (A_aa; √2 A_ab; √2 B_ab), a < b.
-    """
-    rows, scale = _dd_component_rows(n)
-    return T[:, rows] * T.new_tensor(scale)[:, None]
-
-
-def _linear_packed(T: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """x ↦ x Wᵀ + b on a packed jet: all rows transform linearly, the bias shifts the value."""
-    out = T @ weight.T
-    if bias is None:
-        return out
-    row0 = torch.zeros(T.shape[1], 1, dtype=T.dtype, device=T.device)
-    row0[0] = 1
-    return out + row0 * bias  # no slicing: slice backward would zero-fill full-size grads
-
-
-def _activation_packed(T: torch.Tensor, n: int, act) -> torch.Tensor:
-    """σ on a packed jet: ∂σ = σ'∂u, ∂_a∂̄_bσ = σ''·∂_a u·conj(∂_b u) + σ'·∂_a∂̄_b u.
-
-    Works row by row on ``unbind`` views, whose backward is one stack (cheap), rather than
-    on slices or gathers, whose backward zero-fills and scatters.
-    """
-    rows = T.unbind(1)
-    re, im = rows[1 : 1 + n], rows[1 + n : 1 + 2 * n]
-    pairs = [(a, b) for a in range(n) for b in range(a, n)]
-    strict = [(a, b) for a in range(n) for b in range(a + 1, n)]
-    A, Bm = rows[1 + 2 * n : 1 + 2 * n + len(pairs)], rows[1 + 2 * n + len(pairs) :]
-    s0, s1, s2 = act(rows[0])
-    out = [s0] + [s1 * r for r in re] + [s1 * i for i in im]
-    out += [s2 * (re[a] * re[b] + im[a] * im[b]) + s1 * A[k] for k, (a, b) in enumerate(pairs)]
-    out += [s2 * (im[a] * re[b] - re[a] * im[b]) + s1 * Bm[k] for k, (a, b) in enumerate(strict)]
-    return torch.stack(out, 1)
+def _rand(*shape: int) -> torch.Tensor:
+    return torch.rand(*shape, dtype=PARAMETER_DRAW_DTYPE)
 
 
 def _separable_jet(jet: Jet, f0, f1, f2) -> Jet:
@@ -207,6 +138,11 @@ class MLP(nn.Module):
         sigma_w, sigma_b: weight and bias scales.
         input_scale: s, the network computes φ(s·x) (pre-activations of the first layer have
             variance σ_w² s² |x|²/d + σ_b²; features have |x| = 1, so s = √d makes them O(1)).
+    Parameters (drawn in PARAMETER_DRAW_DTYPE, then cast to the default dtype, ``_parameter``):
+        weights[l] (fan_out, fan_in), biases[l] (fan_out,), l = 0 .. depth.
+    Attributes:
+        w_scales, b_scales: per layer, the fixed factors ω_l, β_l of u = ω_l W_l h + β_l b_l
+            (σ_w/√fan_in and σ_b for "ntk", the input scale folded into ω_0; 1 for "standard").
     """
 
     def __init__(
@@ -228,35 +164,33 @@ class MLP(nn.Module):
         _check("sigma_b", sigma_b, positive=False)
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; choose from {sorted(ACTIVATIONS)}")
-        if parameterization not in PARAMETERIZATIONS:
-            raise ValueError(f"unknown parameterization {parameterization!r}; choose from {PARAMETERIZATIONS}")
+        _check_parameterization(parameterization)
         self.in_dim, self.width, self.depth = in_dim, width, depth
         self.activation, self.parameterization = activation, parameterization
         self.sigma_w, self.sigma_b = float(sigma_w), float(sigma_b)
         self.input_scale = float(input_scale)
         sizes = [in_dim] + [width] * depth + [1]
-        self.weights = nn.ParameterList()
-        self.biases = nn.ParameterList()
-        self._w_scale, self._b_scale = [], []
+        weights, biases = [], []
+        self.w_scales, self.b_scales = [], []
         for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-            w = torch.randn(fan_out, fan_in)
-            b = torch.randn(fan_out)
+            w, b = _randn(fan_out, fan_in), _randn(fan_out)  # this order: the seed's draw sequence
             if parameterization == "ntk":
-                self._w_scale.append(self.sigma_w / math.sqrt(fan_in))
-                self._b_scale.append(self.sigma_b)
+                self.w_scales.append(self.sigma_w / math.sqrt(fan_in))
+                self.b_scales.append(self.sigma_b)
             else:
                 w, b = w * (self.sigma_w / math.sqrt(fan_in)), b * self.sigma_b
-                self._w_scale.append(1.0)
-                self._b_scale.append(1.0)
-            self.weights.append(nn.Parameter(w))
-            self.biases.append(nn.Parameter(b))
+                self.w_scales.append(1.0)
+                self.b_scales.append(1.0)
+            weights.append(w)
+            biases.append(b)
         # The network sees input_scale·x: unit-norm features have components ~1/√d, so
         # input_scale ~ √d puts the first pre-activations at O(1) (folded into layer 0).
         if parameterization == "ntk":
-            self._w_scale[0] *= self.input_scale
+            self.w_scales[0] *= self.input_scale
         else:
-            with torch.no_grad():
-                self.weights[0].mul_(self.input_scale)
+            weights[0] = weights[0] * self.input_scale
+        self.weights = nn.ParameterList([_parameter(w) for w in weights])
+        self.biases = nn.ParameterList([_parameter(b) for b in biases])
 
     @torch.no_grad()
     def zero_output_(self) -> None:
@@ -269,7 +203,7 @@ class MLP(nn.Module):
         act = ACTIVATIONS[self.activation]
         h = x
         for layer, (w, b) in enumerate(zip(self.weights, self.biases)):
-            h = nn.functional.linear(h, w * self._w_scale[layer], b * self._b_scale[layer])
+            h = nn.functional.linear(h, w * self.w_scales[layer], b * self.b_scales[layer])
             if layer < self.depth:
                 h = act(h)[0]
         return h.squeeze(-1)
@@ -280,59 +214,78 @@ class MLP(nn.Module):
         return unpack_jet(self.jet_packed(pack_jet(jet), n), n)
 
     def jet_packed(self, T: torch.Tensor, n: int) -> torch.Tensor:
-        """The jet on packed real tensors: (B, 1 + 2n + n², d) → (B, 1 + 2n + n², 1).
+        """The jet on packed real tensors (models/jets.py): (B, 1 + 2n + n², d) → (B, 1 + 2n + n², 1).
 
         All real and free of data-dependent shapes, so torch.compile can fuse a layer's
         elementwise work into a few kernels (training's ``compile`` option).
         """
         act = ACTIVATIONS[self.activation]
         for layer, (w, b) in enumerate(zip(self.weights, self.biases)):
-            T = _linear_packed(T, w * self._w_scale[layer], b * self._b_scale[layer])
+            T = linear_packed(T, w * self.w_scales[layer], b * self.b_scales[layer])
             if layer < self.depth:
-                T = _activation_packed(T, n, act)
+                T = activation_packed(T, n, act)
         return T
 
 
-class CosNet(nn.Module):
-    """φ(x) = Σ_i a_i Σ_j cos(b_ij x_j + c_i) with N = ``width`` terms (see module doc)."""
+class _SeparableNet(nn.Module):
+    """Shared part of cos-net and gauss-net: φ(x) = Σ_i a_i Σ_j F(b_ij x_j + c_i, x_j).
 
-    def __init__(
-        self,
-        in_dim: int,
-        width: int = 256,
-        sigma_a: float = 1.0,
-        sigma_b: float = 1.0,
-        parameterization: str = "ntk",
-    ):
+    Holds the checks, a (N,), b (N, d), c (N,) drawn in PARAMETER_DRAW_DTYPE (``_parameter``) and their
+    scales: in the "ntk" parameterization parameters are N(0, 1)-like draws times fixed
+    scales; in "standard" the scales are folded into the parameters.
+    """
+
+    def __init__(self, in_dim: int, width: int, sigma_a: float, sigma_b: float, parameterization: str):
         super().__init__()
         _check("width", width, integer=True)
         _check("sigma_a", sigma_a)
         _check("sigma_b", sigma_b)
-        if parameterization not in PARAMETERIZATIONS:
-            raise ValueError(f"unknown parameterization {parameterization!r}; choose from {PARAMETERIZATIONS}")
+        _check_parameterization(parameterization)
         self.in_dim, self.width, self.parameterization = in_dim, width, parameterization
         self.sigma_a, self.sigma_b = float(sigma_a), float(sigma_b)
-        a_scale, b_scale = sigma_a / math.sqrt(width), sigma_b / math.sqrt(in_dim)
-        ntk = parameterization == "ntk"
-        self.a = nn.Parameter(torch.randn(width) * (1.0 if ntk else a_scale))
-        self.b = nn.Parameter(torch.randn(width, in_dim) * (1.0 if ntk else b_scale))
-        self.c = nn.Parameter((torch.rand(width) * 2 - 1) * math.pi)
-        self._a_scale, self._b_scale = (a_scale, b_scale) if ntk else (1.0, 1.0)
+
+    def _init_parameters(self, a, b, c, scales: tuple[float, float, float]) -> None:
+        """a, b, c: draws; scales (a, b, c) applied in "standard", kept aside in "ntk"."""
+        ntk = self.parameterization == "ntk"
+        self.a = _parameter(a * (1.0 if ntk else scales[0]))
+        self.b = _parameter(b * (1.0 if ntk else scales[1]))
+        self.c = _parameter(c * (1.0 if ntk else scales[2]))
+        self._scales = scales if ntk else (1.0, 1.0, 1.0)
+
+    @property
+    def scales(self) -> tuple[float, float, float]:
+        """The NTK-parameterization factors (s_a, s_b, s_c) applied in forward ((1, 1, 1) in "standard")."""
+        return self._scales
 
     @torch.no_grad()
     def zero_output_(self) -> None:
         """Zero the output weights a (φ ≡ 0)."""
         self.a.zero_()
 
+
+class CosNet(_SeparableNet):
+    """φ(x) = Σ_i a_i Σ_j cos(b_ij x_j + c_i) with N = ``width`` terms (see module doc).
+
+    Parameters: a (N,), b (N, d), c (N,) ~ U[−π, π] (never rescaled).
+    """
+
+    def __init__(self, in_dim: int, width: int = 256, sigma_a: float = 1.0, sigma_b: float = 1.0,
+                 parameterization: str = "ntk"):
+        super().__init__(in_dim, width, sigma_a, sigma_b, parameterization)
+        a_scale, b_scale = sigma_a / math.sqrt(width), sigma_b / math.sqrt(in_dim)
+        a, b = _randn(width), _randn(width, in_dim)
+        c = (_rand(width) * 2 - 1) * math.pi
+        self._init_parameters(a, b, c, (a_scale, b_scale, 1.0))  # c's scale 1: c ~ U[−π, π] as drawn
+
     def _phase(self, x):
-        return (self.b * self._b_scale) * x[..., None, :] + self.c[:, None]  # (..., N, d)
+        return (self.b * self._scales[1]) * x[..., None, :] + self.c[:, None]  # (..., N, d)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a = self.a * self._a_scale
+        a = self.a * self._scales[0]
         return torch.einsum("i,...ij->...", a, torch.cos(self._phase(x)))
 
     def jet(self, jet: Jet) -> Jet:
-        a, b = self.a * self._a_scale, self.b * self._b_scale
+        a, b = self.a * self._scales[0], self.b * self._scales[1]
         u = self._phase(jet.value)
         cos, sin = torch.cos(u), torch.sin(u)
         f0 = torch.einsum("i,bij->bj", a, cos)
@@ -341,38 +294,19 @@ class CosNet(nn.Module):
         return _separable_jet(jet, f0, f1, f2)
 
 
-class GaussNet(nn.Module):
-    """φ(x) = Σ_i a_i Σ_j exp(b_ij x_j + c_i − σ_c² − σ_b² x_j²/d) (see module doc)."""
+class GaussNet(_SeparableNet):
+    """φ(x) = Σ_i a_i Σ_j exp(b_ij x_j + c_i − σ_c² − σ_b² x_j²/d) (see module doc).
 
-    def __init__(
-        self,
-        in_dim: int,
-        width: int = 256,
-        sigma_a: float = 1.0,
-        sigma_b: float = 1.0,
-        sigma_c: float = 0.5,
-        parameterization: str = "ntk",
-    ):
-        super().__init__()
-        _check("width", width, integer=True)
-        _check("sigma_a", sigma_a)
-        _check("sigma_b", sigma_b)
+    Parameters: a (N,), b (N, d), c (N,).
+    """
+
+    def __init__(self, in_dim: int, width: int = 256, sigma_a: float = 1.0, sigma_b: float = 1.0,
+                 sigma_c: float = 0.5, parameterization: str = "ntk"):
+        super().__init__(in_dim, width, sigma_a, sigma_b, parameterization)
         _check("sigma_c", sigma_c, positive=False)
-        if parameterization not in PARAMETERIZATIONS:
-            raise ValueError(f"unknown parameterization {parameterization!r}; choose from {PARAMETERIZATIONS}")
-        self.in_dim, self.width, self.parameterization = in_dim, width, parameterization
-        self.sigma_a, self.sigma_b, self.sigma_c = float(sigma_a), float(sigma_b), float(sigma_c)
+        self.sigma_c = float(sigma_c)
         scales = (sigma_a / math.sqrt(2 * width), sigma_b / math.sqrt(in_dim), sigma_c)
-        ntk = parameterization == "ntk"
-        self.a = nn.Parameter(torch.randn(width) * (1.0 if ntk else scales[0]))
-        self.b = nn.Parameter(torch.randn(width, in_dim) * (1.0 if ntk else scales[1]))
-        self.c = nn.Parameter(torch.randn(width) * (1.0 if ntk else scales[2]))
-        self._scales = scales if ntk else (1.0, 1.0, 1.0)
-
-    @torch.no_grad()
-    def zero_output_(self) -> None:
-        """Zero the output weights a (φ ≡ 0)."""
-        self.a.zero_()
+        self._init_parameters(_randn(width), _randn(width, in_dim), _randn(width), scales)
 
     def _terms(self, x):
         b, c = self.b * self._scales[1], self.c * self._scales[2]

@@ -9,7 +9,8 @@ starts exactly at g_FS while the tangent kernel is that of the random network. "
 zeroes the last layer (also starts at g_FS, but the initial kernel only sees that layer).
 
 g_{ab̄} = J_a (∂∂̄K) J_b^†: the FS part in closed form, the network part from the feature
-jet propagated through the network (networks.py): no input Hessian is formed.
+jet propagated through the network (networks.py): no input Hessian is formed. The metric has one
+entry point per training route (direct, reference, packed: "metric entry points" below).
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from torch import nn
 from torch.func import functional_call
 
 from nnflow.geometry.fubini_study import fs_metric, fs_potential, pullback
-from nnflow.kernels.components import hermitian_to_real
-from nnflow.models.features import Jet, ProjectiveFeatures
-from nnflow.models.networks import dd_components, pack_jet
+from nnflow.geometry.hermitian import hermitian_to_real
+from nnflow.models.features import ProjectiveFeatures
+from nnflow.models.jets import Jet, dd_components, functional_jet, pack_jet
 
 INITS = ("centered", "random", "zero_last")
 FEATURE_SYMMETRIES = ("none", "phases")
@@ -87,14 +88,15 @@ class KahlerPotential(nn.Module):
         self.output_scale = float(output_scale)
         if init == "zero_last":
             network.zero_output_()
-        self._theta0_names: list[str] = []
+        self._theta0_names: list[tuple[str, str]] = []  # (parameter, buffer)
         if init == "centered":
             for name, p in network.named_parameters():
                 buf = "theta0_" + name.replace(".", "_")
                 self.register_buffer(buf, p.detach().clone())
                 self._theta0_names.append((name, buf))
 
-    def _theta0(self) -> dict[str, torch.Tensor]:
+    def theta0(self) -> dict[str, torch.Tensor]:
+        """The network's initial parameters θ0 by its parameter names (init "centered"; else {})."""
         return {name: getattr(self, buf) for name, buf in self._theta0_names}
 
     def phi(self, z: torch.Tensor) -> torch.Tensor:
@@ -102,7 +104,7 @@ class KahlerPotential(nn.Module):
         x = self.features(z)
         out = self.network(x)
         if self.init == "centered":
-            out = out - functional_call(self.network, self._theta0(), (x,))
+            out = out - functional_call(self.network, self.theta0(), (x,))
         return self.output_scale * out
 
     def potential(self, z: torch.Tensor) -> torch.Tensor:
@@ -117,58 +119,30 @@ class KahlerPotential(nn.Module):
         """α∂∂̄f_θ0 ("centered", no gradient) or 0: the part subtracted at initialization."""
         if self.init != "centered":
             return 0.0
-        return self.output_scale * _jet_with_params(self.network, self._theta0(), jet).dd[..., 0]
+        return self.output_scale * _jet_with_params(self.network, self.theta0(), jet).dd[..., 0]
 
     def phi_metric(self, z: torch.Tensor, jac: torch.Tensor) -> torch.Tensor:
         """∂_a∂̄_b φ pulled back: (B, N+1), (B, n, N+1) → (B, n, n) complex."""
         jet = self.features.jet(z, jac)
         return self._network_dd(jet) - self._theta0_dd(jet)
 
-    @torch.no_grad()
-    def reference_metric(self, z: torch.Tensor, jac: torch.Tensor) -> torch.Tensor:
-        """The θ-independent part of the metric: g_FS − α∂∂̄f_θ0 ("centered") or g_FS.
+    def _reference(self, z: torch.Tensor, jac: torch.Tensor, jet: Jet) -> torch.Tensor:
+        return pullback(jac, fs_metric(z, self.kahler_t)) - self._theta0_dd(jet)
 
-        (B, N+1), (B, n, N+1) → (B, n, n) complex. Training computes it once per training
-        point, which saves the θ0 jet at every step (a third of a step's work when centered).
-        """
-        return pullback(jac, fs_metric(z, self.kahler_t)) - self._theta0_dd(self.features.jet(z, jac))
-
-    def metric_with_reference(self, reference: torch.Tensor, z: torch.Tensor, jac: torch.Tensor) -> torch.Tensor:
-        """The metric from a precomputed ``reference_metric``: reference + α∂∂̄f_θ, (B, n, n)."""
-        return reference + self._network_dd(self.features.jet(z, jac))
-
-    # ------------------------------------------------------------ packed route (training)
+    # ------------------------------------------------------------ metric entry points
+    # One per training route (training/modules.py, MetricModule's ``route``), all the same g:
+    #   "direct"     metric(z, jac): everything at every call (validation and tests use it too);
+    #   "reference"  reference_metric(z, jac) once per training point (θ-independent, no
+    #                gradient), then metric_from_reference(reference, z, jac) at each step;
+    #   "packed"     packed_inputs(z, jac) once per training point (reference components and the
+    #                packed feature jet), then packed_metric(reference, feature_jet) at each step:
+    #                real tensors only, for torch.compile; needs a network with ``jet_packed``.
     @property
-    def supports_packed(self) -> bool:
-        """Whether the network propagates packed real jets (``jet_packed``; the MLP does)."""
-        return hasattr(self.network, "jet_packed")
-
-    @torch.no_grad()
-    def packed_feature_jet(self, z: torch.Tensor, jac: torch.Tensor) -> torch.Tensor:
-        """The feature jet packed into one real tensor: (B, N+1), (B, n, N+1) → (B, 1 + 2n + n², d).
-
-        θ-independent, so training computes it once per training point.
-        """
-        return pack_jet(self.features.jet(z, jac))
-
-    @torch.no_grad()
-    def packed_reference_metric(self, z: torch.Tensor, jac: torch.Tensor) -> torch.Tensor:
-        """``reference_metric`` in real components (kernels.components.hermitian_to_real): (B, n²)."""
-        return hermitian_to_real(self.reference_metric(z, jac))
-
-    def packed_metric(self, reference: torch.Tensor, feature_jet: torch.Tensor) -> torch.Tensor:
-        """g = reference + α∂∂̄f_θ in real components, from cached θ-independent parts.
-
-        Args:
-            reference: (B, n²) real, ``packed_reference_metric``.
-            feature_jet: (B, 1 + 2n + n², d) real, ``packed_feature_jet``.
-        Returns:
-            (B, n²) real: the components of g (kernels.components: ``real_to_hermitian``
-            gives g, ``real_hermitian_det`` its determinant). Real tensors only, for torch.compile.
-        """
-        n = math.isqrt(reference.shape[-1])
-        out = self.network.jet_packed(feature_jet, n)  # (B, 1 + 2n + n², 1)
-        return reference + self.output_scale * dd_components(out, n)[..., 0]
+    def training_routes(self) -> tuple[str, ...]:
+        """The training routes this potential offers: "packed" only if the network propagates
+        packed real jets (``jet_packed``: the MLP), then "reference" and "direct"."""
+        cached = ("packed",) if hasattr(self.network, "jet_packed") else ()
+        return cached + ("reference", "direct")
 
     def forward(self, z: torch.Tensor, jac: torch.Tensor) -> torch.Tensor:
         """Metric on X: g = J g_FS J^† + ∂∂̄φ, (B, N+1), (B, n, N+1) → (B, n, n) complex."""
@@ -177,22 +151,48 @@ class KahlerPotential(nn.Module):
 
     metric = forward
 
+    @torch.no_grad()
+    def reference_metric(self, z: torch.Tensor, jac: torch.Tensor) -> torch.Tensor:
+        """The θ-independent part of the metric: g_FS − α∂∂̄f_θ0 ("centered") or g_FS.
 
-class _JetCall(nn.Module):
-    """Exposes ``network.jet`` as ``forward`` so that functional_call can swap parameters."""
+        (B, N+1), (B, n, N+1) → (B, n, n) complex. Training computes it once per training
+        point, which saves the θ0 jet at every step (a third of a step's work when centered).
+        """
+        return self._reference(z, jac, self.features.jet(z, jac))
 
-    def __init__(self, network: nn.Module):
-        super().__init__()
-        self.net = network
+    def metric_from_reference(self, reference: torch.Tensor, z: torch.Tensor, jac: torch.Tensor) -> torch.Tensor:
+        """g = reference + α∂∂̄f_θ from a precomputed ``reference_metric`` (B, n, n): (B, n, n) complex."""
+        return reference + self._network_dd(self.features.jet(z, jac))
 
-    def forward(self, jet: Jet) -> Jet:
-        return self.net.jet(jet)
+    @torch.no_grad()
+    def packed_inputs(self, z: torch.Tensor, jac: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The θ-independent inputs of ``packed_metric``, computed once per training point.
+
+        (B, N+1), (B, n, N+1) → (reference, feature_jet): ``reference_metric`` in real
+        components (geometry.hermitian.hermitian_to_real), (B, n²) real, and the feature jet
+        packed into one real tensor (models/jets.py), (B, 1 + 2n + n², d).
+        """
+        jet = self.features.jet(z, jac)
+        return hermitian_to_real(self._reference(z, jac, jet)), pack_jet(jet)
+
+    def packed_metric(self, reference: torch.Tensor, feature_jet: torch.Tensor) -> torch.Tensor:
+        """g = reference + α∂∂̄f_θ in real components, from ``packed_inputs``.
+
+        Args:
+            reference: (B, n²) real; feature_jet: (B, 1 + 2n + n², d) real.
+        Returns:
+            (B, n²) real: the components of g (geometry.hermitian: ``real_to_hermitian``
+            gives g, ``real_hermitian_det`` its determinant). Real tensors only, for torch.compile.
+        """
+        n = math.isqrt(reference.shape[-1])
+        out = self.network.jet_packed(feature_jet, n)  # (B, 1 + 2n + n², 1)
+        return reference + self.output_scale * dd_components(out, n)[..., 0]
 
 
 def _jet_with_params(network: nn.Module, params: dict, jet: Jet) -> Jet:
     """network.jet evaluated at other parameters (no gradient to them)."""
     with torch.no_grad():
-        return functional_call(_JetCall(network), {"net." + k: v for k, v in params.items()}, (jet,))
+        return functional_jet(network, params, jet)
 
 
 def build_potential(
@@ -213,7 +213,9 @@ def build_potential(
     Args:
         network: "mlp", "cosnet" or "gaussnet"; network_kwargs go to its constructor
             (width, depth, activation, parameterization, sigma_w, sigma_b, sigma_a, sigma_c).
-        seed: if given, the parameters are drawn from torch.manual_seed(seed).
+        seed: if given, the parameters are drawn from torch.manual_seed(seed), in
+            networks.PARAMETER_DRAW_DTYPE and cast to the default dtype: one seed gives one θ0
+            in every precision.
         feature_symmetry: "none", or "phases": only the features invariant under the
             manifold's diagonal phase symmetries (``phases``, ``phase_order``: from
             ``Hypersurface.phase_symmetries()`` and deg p; nnflow-train passes them).

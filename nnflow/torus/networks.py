@@ -53,7 +53,7 @@ class ProductCosNet(CosNet):
     """
 
     def _phase(self, x):
-        u = x @ (self.b * self._b_scale).T + self.c  # (..., N)
+        u = x @ (self.b * self.scales[1]).T + self.c  # (..., N)
         return u[..., None]  # (..., N, 1): CosNet.forward sums a_i cos(u_i) over this one column
 
     def jet(self, jet):
@@ -67,7 +67,7 @@ class ProductGaussNet(GaussNet):
     """
 
     def _terms(self, x):
-        b, c = self.b * self._scales[1], self.c * self._scales[2]
+        b, c = self.b * self.scales[1], self.c * self.scales[2]
         damp = self.sigma_c**2 + self.sigma_b**2 * (x * x).sum(-1, keepdim=True) / self.in_dim  # (..., 1)
         return torch.exp(x @ b.T + c - damp)[..., None], b  # (..., N, 1)
 
@@ -140,7 +140,7 @@ class TorusMetricNet:
             kwargs["sigma_c"] = sigma_c
         gen_state, dtype = torch.random.get_rng_state(), torch.get_default_dtype()
         torch.manual_seed(seed)
-        torch.set_default_dtype(torch.float64)  # the same draws whatever the caller's default dtype
+        torch.set_default_dtype(torch.float64)  # float64 parameters whatever the caller's default dtype
         try:
             nets = [PRODUCT_NETWORKS[kind](self.dim, **kwargs) for _ in range(len(self.rows))]
         finally:
@@ -194,10 +194,7 @@ class TorusMetricNet:
         return out.real if self.kind == "cosnet" else out
 
     def _scales(self) -> tuple[float, float, float]:
-        base = self._base
-        if self.kind == "cosnet":
-            return base._a_scale, base._b_scale, 1.0
-        return base._scales
+        return self._base.scales
 
     def _factor_fn(self, params: dict, l: int):
         """t (M,) ↦ the axis-l factor, real: (2, M, C, N) = (cos β_l, sin β_l) for cos-net (the

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import lightning as L
 
+from nnflow.geometry.measures import evaluate_metric
+
 COLUMNS = (
     "step", "epoch", "seconds", "lr", "train_loss_epoch", "val_sigma", "val_sigma_err",
     "val_volume", "val_positive_fraction", "train_sigma", "flow_time",
@@ -42,12 +44,10 @@ class MetricsCSV(L.Callback):
             writer.writerows({k: r.get(k, "") for k in self.columns} for r in rows)
         self._start = time.perf_counter()
         if step == 0:  # the starting metric (e.g. g_FS), so that curves begin at t = 0
-            from nnflow.training.modules import evaluate_points
-
             val = trainer.datamodule.split("val")
             was_training = pl_module.model.training
             pl_module.model.eval()
-            m = evaluate_points(pl_module.model, val.to(pl_module.device))
+            m = evaluate_metric(val.to(pl_module.device), pl_module.model.metric)
             pl_module.model.train(was_training)
             row = {"step": 0, "epoch": -1, "seconds": 0.0, "lr": math.nan, "val_sigma": m["sigma"],
                    "val_sigma_err": m["sigma_err"], "val_volume": m["volume"],

@@ -3,11 +3,31 @@
 A *metric model* is any nn.Module with ``metric(z, jac) -> (B, n, n)`` complex (the pulled-back
 metric); KahlerPotential is one. The module logs per validation epoch: train loss, σ_val with
 its standard error, volume, and the fraction of validation points where the metric is positive
-definite; ``evaluate_points`` gives the same measures on any PointSet (the test set).
+definite (geometry.measures.metric_summary; ``evaluate_metric`` gives the same on the test set).
+
+Training routes (``MetricModule(route=...)``, ``ROUTES``), all the same metric and gradient:
+
+- "packed": the θ-independent parts (the packed feature jet and the reference metric in real
+  components) are cached per training point and each step is real arithmetic only
+  (``packed_inputs`` / ``packed_metric``); the one route ``compile`` applies to. Needs a model
+  that offers it (a KahlerPotential whose network has ``jet_packed``: the MLP).
+- "reference": only the reference metric g_FS − α∂∂̄f_θ0 is cached (``reference_metric`` /
+  ``metric_from_reference``); the feature jet is computed every step.
+- "direct": ``model.metric`` every step; any metric model.
+- "auto": "packed" if the model offers it and either ``compile`` is set or the feature-jet cache
+  fits in ``packed_cache_limit`` (default PACKED_CACHE_BYTES, 2 GiB); else "reference" if offered; else "direct". Without a datamodule
+  there is nothing to cache: "direct".
+
+A model lists what it offers in ``training_routes`` (absent: "direct" only). The frozen flow's
+module has its own route, "flow". The resolved route is ``module.route`` from on_train_start on.
+
+(One file of ~420 lines: FrozenFlowModule reuses MetricModule's validation, health checks and
+logging, and the route choice is part of MetricModule's state; splitting would scatter one class.)
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 
@@ -16,14 +36,16 @@ import torch
 from lightning.pytorch.callbacks import Timer
 
 from nnflow.flows.losses import data_parallel_loss, loss_power
+from nnflow.geometry.hermitian import real_hermitian_det, real_to_hermitian
 from nnflow.geometry.linalg import hermitian_det, hermitian_positive
-from nnflow.geometry.measures import sigma_measure, volume
-from nnflow.geometry.pointset import PointSet
-from nnflow.kernels.components import real_hermitian_det, real_to_hermitian
+from nnflow.geometry.measures import metric_summary, sigma_measure
+
+log = logging.getLogger("nnflow")
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-# The packed route caches the feature jet of every training point; above this size (degree-2
-# features on 10^5 points) it is cached only when compiling, and the per-step jet is used otherwise.
+ROUTES = ("auto", "packed", "reference", "direct")
+# route="auto": the packed route caches the feature jet of every training point; above this size
+# (degree-2 features on 10^5 points) it is taken only when compiling ("reference" otherwise).
 PACKED_CACHE_BYTES = 2 * 1024**3
 
 
@@ -73,24 +95,17 @@ def cosine_schedule(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-@torch.no_grad()
-def evaluate_points(model: torch.nn.Module, points: PointSet, batch_size: int = 8192) -> dict:
-    """σ (with standard error), volume and positive-definite fraction of ``model`` on points."""
-    dets, pd = [], []
-    for start in range(0, len(points), batch_size):
-        sl = slice(start, start + batch_size)
-        g = model.metric(points.z[sl], points.jac[sl])
-        dets.append(hermitian_det(g))
-        pd.append(hermitian_positive(g))
-    det_g = torch.cat(dets)
-    positive = torch.cat(pd)
-    out = {"positive_fraction": positive.double().mean().item()}
-    if positive.all() and torch.isfinite(det_g).all():
-        out["sigma"], out["sigma_err"] = sigma_measure(points, det_g)
-        out["volume"], out["volume_err"] = volume(points, det_g)
-    else:
-        out.update(sigma=math.nan, sigma_err=math.nan, volume=math.nan, volume_err=math.nan)
-    return out
+def model_routes(model: torch.nn.Module) -> tuple[str, ...]:
+    """The training routes a metric model offers: its ``training_routes`` (KahlerPotential),
+    or ("direct",) for a model that only has ``metric``."""
+    return tuple(getattr(model, "training_routes", ("direct",)))
+
+
+def describe_model(model: torch.nn.Module) -> str:
+    """The model's class, with its network's for a potential (for error messages and logs)."""
+    network = getattr(model, "network", None)
+    name = type(model).__name__
+    return name if network is None else f"{name} with {type(network).__name__}"
 
 
 class MetricModule(L.LightningModule):
@@ -105,8 +120,12 @@ class MetricModule(L.LightningModule):
         stop_on_nonpositive: stop (TrainingDivergedError) when a training batch has det g ≤ 0.
         compile: torch.compile mode for the training metric (COMPILE_MODES): None/"none" runs
             eagerly; "reduce-overhead" also captures CUDA graphs on a GPU. It applies to the
-            packed route (models whose network has ``jet_packed``, with the θ-independent
-            parts cached per training point), and is refused for other models.
+            packed route only, and is refused (ValueError) with any other route.
+        route: "auto", "packed", "reference" or "direct" (module doc). A route the model does
+            not offer is a ValueError here; the resolved route is ``self.route`` after
+            on_train_start (None before, for "auto").
+        packed_cache_limit: route "auto" takes "packed" without ``compile`` only if the
+            feature-jet cache (``packed_cache_bytes``) has at most this many bytes.
         check_every_n_steps: read the steps' health (NaN loss, det g ≤ 0) from the device every
             this many steps, and always before validation and checkpoints (1: every step). A
             divergence is reported at the step where it happened either way.
@@ -122,6 +141,8 @@ class MetricModule(L.LightningModule):
         stop_on_nonpositive: bool = True,
         compile: str | None = None,
         check_every_n_steps: int = 1,
+        route: str = "auto",
+        packed_cache_limit: int = PACKED_CACHE_BYTES,
     ):
         super().__init__()
         if not isinstance(check_every_n_steps, int) or check_every_n_steps < 1:
@@ -129,12 +150,22 @@ class MetricModule(L.LightningModule):
         self.check_every_n_steps = check_every_n_steps
         self._health: list[tuple[int, int, torch.Tensor]] = []  # (step, points, [loss, n det ≤ 0, min det])
         compile = compile_mode(compile)
-        if compile is not None and not getattr(model, "supports_packed", False):
+        if route not in ROUTES:
+            raise ValueError(f"route={route!r}; choose from {ROUTES}")
+        offered = model_routes(model)
+        if route != "auto" and route not in offered:
+            raise ValueError(f"route={route!r} is not offered by {describe_model(model)}; it offers {offered}")
+        if compile is not None and route not in ("auto", "packed"):
+            raise ValueError(f"compile={compile!r} applies to route='packed' only; got route={route!r}")
+        if compile is not None and "packed" not in offered:
             raise ValueError(
                 f"compile={compile!r} needs a Kähler potential whose network propagates packed jets "
-                f"(the MLP); {type(model).__name__} does not"
+                f"(the MLP); {describe_model(model)} does not"
             )
         self.compile_mode = compile
+        self.requested_route = route
+        self.packed_cache_limit = int(packed_cache_limit)
+        self.route: str | None = None if route == "auto" else route
         self.model = model
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -155,28 +186,52 @@ class MetricModule(L.LightningModule):
     def on_train_start(self) -> None:
         self.fit_start_step = self.trainer.global_step
         self._reference, self._packed = None, None
-        if self.trainer.datamodule is None:
-            return
-        if getattr(self.model, "supports_packed", False):
+        self.route, why = self.resolve_route()
+        log.info("training route: %s (%s)", self.route, why)
+        if self.route == "packed":
             points = self.trainer.datamodule.split("train")
-            n = points.jac.shape[-2]
-            bytes_per = torch.finfo(next(self.model.parameters()).dtype).bits // 8
-            size = len(points) * (1 + 2 * n + n * n) * self.model.features.dim * bytes_per
-            if self.compile_mode is not None or size <= PACKED_CACHE_BYTES:
-                self._packed = (
-                    self.training_cache(self.model.packed_reference_metric),
-                    self.training_cache(self.model.packed_feature_jet),
-                    points.omega2.to(self.device),
-                    points.weights.to(self.device),
+            reference, feature_jet = self.training_cache(self.model.packed_inputs)
+            self._packed = (reference, feature_jet, points.omega2.to(self.device), points.weights.to(self.device))
+            self._packed_det = self._build_packed_det()
+        elif self.route == "reference":
+            (self._reference,) = self.training_cache(lambda z, jac: (self.model.reference_metric(z, jac),))
+
+    def resolve_route(self) -> tuple[str, str]:
+        """The route this fit takes and why (module doc: the "auto" rule)."""
+        has_data = self.trainer.datamodule is not None
+        if self.requested_route != "auto":
+            if self.requested_route != "direct" and not has_data:
+                raise ValueError(
+                    f"route={self.requested_route!r} caches terms per training point and needs a datamodule "
+                    "with a 'train' split"
                 )
-                self._packed_det = self._build_packed_det()
-                return
-        if hasattr(self.model, "reference_metric"):
-            self._reference = self.training_cache(self.model.reference_metric)
+            return self.requested_route, "asked for"
+        if not has_data:
+            return "direct", "auto: no datamodule, nothing to cache"
+        offered = model_routes(self.model)
+        why = ""
+        if "packed" in offered:
+            if self.compile_mode is not None:
+                return "packed", f"auto: compile={self.compile_mode} compiles the packed metric"
+            size = self.packed_cache_bytes()
+            if size <= self.packed_cache_limit:
+                return "packed", f"auto: the feature-jet cache, {size / 2**20:.1f} MiB, fits in packed_cache_limit"
+            why = f"the feature-jet cache, {size / 2**20:.1f} MiB, exceeds packed_cache_limit; "
+        if "reference" in offered:
+            return "reference", f"auto: {why}the reference metric is cached"
+        return "direct", f"auto: {describe_model(self.model)} offers no cached route"
+
+    def packed_cache_bytes(self) -> int:
+        """Bytes of the packed feature-jet cache on the training points: N·(1 + 2n + n²)·d·itemsize."""
+        points = self.trainer.datamodule.split("train")
+        n = points.jac.shape[-2]
+        bytes_per = torch.finfo(next(self.model.parameters()).dtype).bits // 8
+        return len(points) * (1 + 2 * n + n * n) * self.model.features.dim * bytes_per
 
     @torch.no_grad()
-    def training_cache(self, fn: Callable) -> torch.Tensor:
-        """``fn(z, jac)`` on every training point, on the model's device: (N, ...)."""
+    def training_cache(self, fn: Callable) -> tuple[torch.Tensor, ...]:
+        """``fn(z, jac)`` (a tuple of per-point tensors) on every training point, in batches,
+        concatenated on the model's device: a tuple of (N, ...) tensors."""
         points = self.trainer.datamodule.split("train")
         step = self.trainer.datamodule.eval_batch_size
         parts = []
@@ -184,7 +239,7 @@ class MetricModule(L.LightningModule):
             z = points.z[start : start + step].to(self.device)
             jac = points.jac[start : start + step].to(self.device)
             parts.append(fn(z, jac))
-        return torch.cat(parts)
+        return tuple(torch.cat(column) for column in zip(*parts))
 
     def _build_packed_det(self) -> Callable:
         """det g from the cached packed parts: (B, n²), (B, R, d) → (B,), compiled if asked."""
@@ -200,7 +255,8 @@ class MetricModule(L.LightningModule):
 
     # ------------------------------------------------------------------ steps
     def batch_loss(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._packed is not None and "index" in batch:
+        """(loss, det g) of a training batch by ``self.route``; cached routes read batch["index"]."""
+        if self.route == "packed":
             index = batch["index"]
             if self.compile_mode == "reduce-overhead" and self.device.type == "cuda":
                 torch.compiler.cudagraph_mark_step_begin()  # a new step: earlier graph outputs are done
@@ -208,8 +264,8 @@ class MetricModule(L.LightningModule):
             det_g = self._packed_det(reference[index], feature_jet[index])
             loss = data_parallel_loss(det_g, omega2[index], weights[index], self.kappa, self.power)
             return loss, det_g
-        if self._reference is not None and "index" in batch:
-            g = self.model.metric_with_reference(self._reference[batch["index"]], batch["z"], batch["jac"])
+        if self.route == "reference":
+            g = self.model.metric_from_reference(self._reference[batch["index"]], batch["z"], batch["jac"])
         else:
             g = self.model.metric(batch["z"], batch["jac"])
         det_g = hermitian_det(g)
@@ -269,12 +325,9 @@ class MetricModule(L.LightningModule):
         points = self.trainer.datamodule.split("val").to("cpu")
         if len(det_g) != len(points):  # sanity-check pass on a subset: nothing to report
             return
-        metrics = {"val_positive_fraction": positive.double().mean().item()}
-        if positive.all():
-            metrics["val_sigma"], metrics["val_sigma_err"] = sigma_measure(points, det_g)
-            metrics["val_volume"], _ = volume(points, det_g)
-        else:
-            metrics.update(val_sigma=math.nan, val_sigma_err=math.nan, val_volume=math.nan)
+        summary = metric_summary(points, det_g, positive)
+        metrics = {"val_positive_fraction": summary["positive_fraction"], "val_sigma": summary["sigma"],
+                   "val_sigma_err": summary["sigma_err"], "val_volume": summary["volume"]}
         if self._train_losses:
             metrics["train_loss_epoch"] = torch.stack(self._train_losses).mean().item()
             self._train_losses = []
@@ -314,7 +367,7 @@ class FrozenFlowModule(MetricModule):
     """Runs a FrozenKernelFlow inside Lightning: each training step advances NTK time by ``dt``.
 
     The flow is full-batch by construction (the batch is ignored); validation, logging,
-    checkpoints and the run directory are exactly those of finite networks.
+    checkpoints and the run directory are exactly those of finite networks. Its route is "flow".
 
     Args:
         flow: FrozenKernelFlow (its ``metric`` serves validation and test).
@@ -330,6 +383,11 @@ class FrozenFlowModule(MetricModule):
         self.dt = float(dt)
         self.integrator = integrator
         self.automatic_optimization = False
+        self.route = "flow"
+
+    def on_train_start(self) -> None:
+        self.fit_start_step = self.trainer.global_step
+        log.info("training route: flow (the frozen kernel flow advances NTK time by dt=%g per step)", self.dt)
 
     def training_step(self, batch: dict, batch_idx: int) -> None:
         from nnflow.flows.frozen import FlowDivergedError

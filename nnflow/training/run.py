@@ -26,17 +26,18 @@ from nnflow.flows.frozen import build_frozen_flow
 from nnflow.flows.linearized import build_linearized
 from nnflow.flows.losses import class_kappa, loss_power
 from nnflow.geometry.hypersurface import hypersurface_from_config
+from nnflow.geometry.measures import evaluate_metric
 from nnflow.models import build_potential
 from nnflow.precision import PRECISIONS, set_precision
 from nnflow.provenance import provenance
 from nnflow.training.callbacks import MetricsCSV, plot_sigma
 from nnflow.training.data import PointDataModule
 from nnflow.training.modules import (
+    ROUTES,
     FrozenFlowModule,
     MetricModule,
     TrainingDivergedError,
     compile_mode,
-    evaluate_points,
 )
 from nnflow.validation import check_choice, check_int, check_positive
 
@@ -55,6 +56,7 @@ def validate_config(cfg: DictConfig) -> None:
     if OmegaConf.select(cfg, "optim.optimizer.lr") is not None:  # an optimizer without lr is its own business
         check_positive(cfg, "optim.optimizer.lr")
     compile_mode(cfg.get("compile"))
+    check_choice(cfg, "route", ROUTES)
     if "check_every_n_steps" in cfg:
         check_int(cfg, "check_every_n_steps")
     if cfg.trainer.get("max_epochs") is not None:  # None: Lightning's default
@@ -214,6 +216,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
             kappa=kappa,
             stop_on_nonpositive=bool(cfg.stop_on_nonpositive),
             compile=cfg.get("compile"),
+            route=cfg.route,
             check_every_n_steps=cfg.get("check_every_n_steps", 1),
         )
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -258,7 +261,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
     device = trainer.strategy.root_device
     module.model.to(device)
     module.model.eval()
-    test = evaluate_points(module.model, data.split("test").to(device), batch_size=int(cfg.test_batch_size))
+    test = evaluate_metric(data.split("test").to(device), module.model.metric, batch_size=int(cfg.test_batch_size))
     val_sigma = trainer.callback_metrics.get("val_sigma")
     summary = {
         "status": status,
@@ -284,6 +287,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
         "dtype": cfg.dtype,
         "seed": int(cfg.seed),
         "kappa": kappa,
+        "route": module.route,
         "provenance": provenance(device),
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -1,16 +1,18 @@
-"""The real parameterization of Hermitian metrics (nnflow.kernels.components)."""
+"""The real parameterization of Hermitian metrics (nnflow.geometry.hermitian)."""
 
 import math
 
 import pytest
 import torch
 
-from nnflow.kernels.components import (
+from nnflow.geometry.hermitian import (
     component_labels,
     component_matrix,
     hermitian_basis,
     hermitian_to_real,
+    linear_components,
     real_to_hermitian,
+    strict_upper_pairs,
 )
 from nnflow.kernels.testing import assert_close_matrices
 
@@ -44,6 +46,22 @@ def test_linear_map_and_basis_agree_with_the_definition(n):
     gram = torch.einsum("sab,tab->st", E.conj(), E).real
     assert_close_matrices(gram, torch.eye(n * n, dtype=torch.float64))
     assert_close_matrices(torch.einsum("xs,sab->xab", hermitian_to_real(g).to(E.dtype), E), g)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_linear_components_are_the_component_map_on_any_matrix(n):
+    # on Hermitian g the entry-wise map gives hermitian_to_real; on a general complex matrix
+    # (a derivative of a Hermitian one) it is the linear map P of component_matrix
+    gen = torch.Generator().manual_seed(n)
+    a = torch.view_as_complex(torch.randn(5, n, n, 2, generator=gen, dtype=torch.float64))
+    iu = strict_upper_pairs(n)
+
+    def entries(m):
+        return m.diagonal(dim1=-2, dim2=-1), m[..., iu[0], iu[1]], m[..., iu[1], iu[0]]
+
+    herm = a + a.conj().transpose(-1, -2)
+    assert_close_matrices(linear_components(*entries(herm)).real, hermitian_to_real(herm))
+    assert_close_matrices(linear_components(*entries(a)), a.reshape(5, n * n) @ component_matrix(n).T)
 
 
 def test_component_order_and_labels():

@@ -1,7 +1,8 @@
-"""The one real parameterization of Hermitian n×n metrics, used by every metric kernel and by
-training's packed route (models/potential.py ``packed_metric``, ``real_hermitian_det``).
+"""The one real parameterization of Hermitian n×n metrics (linear algebra on metrics, pure torch).
 
-Orthonormal coordinates (the same map the features use, models/features.py):
+Used by every metric kernel (nnflow.kernels), the frozen flows and training's packed route
+(models/potential.py ``packed_metric``, ``real_hermitian_det``). Orthonormal coordinates (the
+same map the features use, models/features.py, and the packed jets, models/jets.py):
 
     r = (g_aa for a;  √2 Re g_ab for a < b;  √2 Im g_ab for a < b)  ∈ R^{n²},
     Σ_s r_s² = ‖g‖_F²,     g = Σ_s r_s E_s,
@@ -22,7 +23,8 @@ import torch
 from nnflow.geometry.linalg import hermitian_det
 
 
-def _pairs(n: int, device=None):
+def strict_upper_pairs(n: int, device=None) -> torch.Tensor:
+    """The pairs a < b of the off-diagonal components, in their order: (2, n(n−1)/2) long."""
     return torch.triu_indices(n, n, offset=1, device=device)
 
 
@@ -34,7 +36,7 @@ def hermitian_to_real(g: torch.Tensor) -> torch.Tensor:
     if g.shape[-1] != g.shape[-2]:
         raise ValueError(f"expected square matrices (..., n, n); got shape {tuple(g.shape)}")
     n = g.shape[-1]
-    iu = _pairs(n, g.device)
+    iu = strict_upper_pairs(n, g.device)
     diag = g.diagonal(dim1=-2, dim2=-1)
     upper = g[..., iu[0], iu[1]]
     if not g.is_complex():
@@ -42,12 +44,26 @@ def hermitian_to_real(g: torch.Tensor) -> torch.Tensor:
     return torch.cat([diag.real, math.sqrt(2) * upper.real, math.sqrt(2) * upper.imag], -1)
 
 
+def linear_components(diag: torch.Tensor, upper: torch.Tensor, lower: torch.Tensor) -> torch.Tensor:
+    """The component map written on entries, complex-linearly: (..., n), (..., U), (..., U) → (..., n + 2U).
+
+    (g_aa; (g_ab + g_ba)/√2; (g_ab − g_ba)/(√2 i)) for the U pairs a < b given as ``upper`` = g_ab
+    and ``lower`` = g_ba. For Hermitian g this is (g_aa; √2 Re g_ab; √2 Im g_ab), the components of
+    ``hermitian_to_real``; on a derivative of a Hermitian matrix (not Hermitian itself) it is the
+    same linear map P (``component_matrix``), which is what differentiating the components gives.
+    The features use it on their kept pairs (models/features.py).
+    """
+    re = (upper + lower) / math.sqrt(2)
+    im = (upper - lower) / (math.sqrt(2) * 1j)
+    return torch.cat([diag, re, im], -1)
+
+
 def real_to_hermitian(r: torch.Tensor) -> torch.Tensor:
     """Inverse of ``hermitian_to_real``: (..., n²) real → (..., n, n) complex Hermitian."""
     n = math.isqrt(r.shape[-1])
     if n * n != r.shape[-1]:
         raise ValueError(f"the last dimension must be a square n²; got {r.shape[-1]}")
-    iu = _pairs(n, r.device)
+    iu = strict_upper_pairs(n, r.device)
     m = iu.shape[1]
     complex_dtype = torch.complex128 if r.dtype == torch.float64 else torch.complex64
     g = torch.zeros(*r.shape[:-1], n, n, dtype=complex_dtype, device=r.device)
@@ -61,7 +77,7 @@ def real_to_hermitian(r: torch.Tensor) -> torch.Tensor:
 
 def component_matrix(n: int, dtype=torch.complex128, device=None) -> torch.Tensor:
     """P (n², n·n) complex: r_s = Σ_{(a,b)} P[s, a·n + b] g_ab for Hermitian g (module doc)."""
-    iu = _pairs(n)
+    iu = strict_upper_pairs(n)
     m = iu.shape[1]
     P = torch.zeros(n * n, n * n, dtype=dtype)
     for a in range(n):
@@ -80,23 +96,12 @@ def hermitian_basis(n: int, dtype=torch.complex128, device=None) -> torch.Tensor
 
 def component_labels(n: int) -> list[str]:
     """Names of the n² real components, e.g. ['g00', 'g11', 'Re g01', 'Im g01'] for n = 2."""
-    iu = _pairs(n).T.tolist()
+    iu = strict_upper_pairs(n).T.tolist()
     return (
         [f"g{a}{a}" for a in range(n)]
         + [f"Re g{a}{b}" for a, b in iu]
         + [f"Im g{a}{b}" for a, b in iu]
     )
-
-
-def to_components(t: torch.Tensor, n: int, dim: int = -1) -> torch.Tensor:
-    """Apply the complex-linear map P along one flattened (a·n + b) axis of length n·n.
-
-    For derivative kernels whose (a, b) index is not Hermitian term by term; the result is
-    complex (real up to round-off once every term is summed).
-    """
-    P = component_matrix(n, torch.complex128 if t.dtype in (torch.float64, torch.complex128) else torch.complex64, t.device)
-    moved = t.movedim(dim, -1).to(P.dtype)
-    return (moved @ P.T).movedim(-1, dim)
 
 
 def real_hermitian_det(r: torch.Tensor) -> torch.Tensor:
