@@ -35,9 +35,9 @@ from nnflow.geometry import (
     sample_points,
 )
 from nnflow.geometry.linalg import hermitian_det
-from nnflow.geometry.measures import sigma_measure
+from nnflow.geometry.measures import evaluate_metric, sigma_measure
 from nnflow.training.data import PointDataModule
-from nnflow.training.modules import MetricModule, evaluate_points
+from nnflow.training.modules import MetricModule
 
 from .test_models import autodiff_metric
 
@@ -284,13 +284,13 @@ def test_optimized_bergman_beats_balanced(tmp_path):
     model = build_bergman(5, k=2, manifold={"name": "fermat_quintic"}, n_points=4000, points_seed=0)
     torch.testing.assert_close(model.potential(train.z[:5]), model.as_balanced().potential(train.z[:5]))
     test = sample_points(surface, 10000, seed=11)
-    before = evaluate_points(model, test)
+    before = evaluate_metric(test, model.metric)
     module = MetricModule(model, optimizer=functools.partial(torch.optim.Adam, lr=1e-2),
                           loss="ma2", kappa=class_kappa(train, 1.0))
     trainer = L.Trainer(max_epochs=40, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, check_val_every_n_epoch=40)
     trainer.fit(module, datamodule=data)
-    after = evaluate_points(model, test)
+    after = evaluate_metric(test, model.metric)
     assert after["positive_fraction"] == 1.0
     assert after["sigma"] < 0.7 * before["sigma"], (before["sigma"], after["sigma"])
 

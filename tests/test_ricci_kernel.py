@@ -65,10 +65,10 @@ def test_product_nets_put_the_input_sum_inside_the_activation():
     torch.manual_seed(0)
     cos = ProductCosNet(3, width=5, sigma_b=2.0)
     x = torch.randn(4, 3, dtype=torch.float64)
-    a, b, c = cos.a.double() * cos._a_scale, cos.b.double() * cos._b_scale, cos.c.double()
+    a, b, c = cos.a.double() * cos.scales[0], cos.b.double() * cos.scales[1], cos.c.double()
     torch.testing.assert_close(cos.double()(x), (a * torch.cos(x @ b.T + c)).sum(-1))
     gauss = ProductGaussNet(3, width=5, sigma_b=2.0, sigma_c=0.5).double()
-    sa, sb, sc = gauss._scales
+    sa, sb, sc = gauss.scales
     expected = (gauss.a * sa * torch.exp(x @ (gauss.b * sb).T + gauss.c * sc - 0.25 - 4.0 * (x * x).sum(-1, keepdim=True) / 3)).sum(-1)
     torch.testing.assert_close(gauss(x), expected)
     with pytest.raises(NotImplementedError):
