@@ -44,7 +44,7 @@ bench-gpu: install
 	PYTHON=$(BIN)/python bash bench/gpu.sh
 
 lint: install
-	$(BIN)/ruff check nnflow tests bench
+	$(BIN)/ruff check nnflow tests bench experiments
 
 clean:
 	rm -rf outputs multirun .pytest_cache

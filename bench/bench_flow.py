@@ -160,20 +160,30 @@ def main() -> None:
     result = {
         "bench": "frozen_flow",
         "device": args.device,
-        "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or platform.machine(),
+        "device_name": torch.cuda.get_device_name()
+        if args.device.startswith("cuda")
+        else platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(),
         "dtype": args.dtype,
-        "kernel": f"GaussianKernel(lengthscale={args.ell}) on degree-1 features, Fermat quintic (81 real components per pair)",
+        "kernel": (
+            f"GaussianKernel(lengthscale={args.ell}) on degree-1 features, Fermat quintic "
+            "(81 real components per pair)"
+        ),
         "torch": torch.__version__,
-        "target": "n = 2000: 1000 steps (assembly included) <= 300 s on the 2-core CPU; matrix-free n = 10000 within 24 GiB",
+        "target": (
+            "n = 2000: 1000 steps (assembly included) <= 300 s on the 2-core CPU; "
+            "matrix-free n = 10000 within 24 GiB"
+        ),
     }
     pair = run_task({**common, "kind": "pair", "block": 64, "autodiff_block": 8}, args.timeout)
     result["pair"] = pair
     if "seconds_per_pair" in pair:
         sp = pair["seconds_per_pair"]
-        print(f"metric kernel per pair: Faà di Bruno {sp['fast'] * 1e6:.2f} µs, generic torch.func route "
-              f"{sp['autodiff'] * 1e6:.0f} µs ({sp['autodiff'] / sp['fast']:.0f}×); max |difference| "
-              f"{pair['max_abs_difference_vs_autodiff']:.1e}")
+        print(
+            f"metric kernel per pair: Faà di Bruno {sp['fast'] * 1e6:.2f} µs, generic torch.func route "
+            f"{sp['autodiff'] * 1e6:.0f} µs ({sp['autodiff'] / sp['fast']:.0f}×); max |difference| "
+            f"{pair['max_abs_difference_vs_autodiff']:.1e}"
+        )
     else:
         print("pair:", pair)
     result["dense"] = {}
@@ -185,17 +195,25 @@ def main() -> None:
         if "error" in r:
             print(f"{n:>6} {r['error']}")
             continue
-        free = f"{r['matrix_free_step_s']:.2f} ({r['matrix_free_step_s'] / r['step_s']:.0f}× dense)" if "matrix_free_step_s" in r else ""
-        print(f"{n:>6} {r['assembly_s']:>11.1f} {r['step_s']:>9.4f} {r['projected_1000_steps_s']:>13.1f} "
-              f"{r['peak_bytes'] / 2**30:>9.2f} {free:>19}")
+        free = (
+            f"{r['matrix_free_step_s']:.2f} ({r['matrix_free_step_s'] / r['step_s']:.0f}× dense)"
+            if "matrix_free_step_s" in r
+            else ""
+        )
+        print(
+            f"{n:>6} {r['assembly_s']:>11.1f} {r['step_s']:>9.4f} {r['projected_1000_steps_s']:>13.1f} "
+            f"{r['peak_bytes'] / 2**30:>9.2f} {free:>19}"
+        )
     if args.mf_n:
         r = run_task({**common, "kind": "matrix_free", "n": args.mf_n, "full": args.mf_full}, args.timeout)
         result["matrix_free"] = {"n": args.mf_n, **r}
         if "error" in r:
             print(f"matrix-free n = {args.mf_n}: {r['error']}")
         else:
-            print(f"matrix-free n = {args.mf_n}: peak {r['peak_bytes'] / 2**30:.2f} GiB (24 GiB target); "
-                  f"{r['rows_timed']} rows in {r['timed_s']:.1f} s → one step ≈ {r['step_s_estimate']:.0f} s")
+            print(
+                f"matrix-free n = {args.mf_n}: peak {r['peak_bytes'] / 2**30:.2f} GiB (24 GiB target); "
+                f"{r['rows_timed']} rows in {r['timed_s']:.1f} s → one step ≈ {r['step_s_estimate']:.0f} s"
+            )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))

@@ -159,10 +159,15 @@ def main():
                     estimate = max((s * (n / nn) ** 2 * n_params(width, args.depth) / n_params(ww, args.depth)
                                     for s, nn, ww in prev), default=0.0)
                     if impl == "naive" and 2.5 * jac_bytes > 0.8 * available_bytes():
-                        row["status"] = (f"skipped: the {jac_bytes / 2**30:.1f} GiB Jacobian (≈{2.5 * jac_bytes / 2**30:.0f} GiB "
-                                         f"with vmap temporaries) does not fit in {available_bytes() / 2**30:.0f} GiB")
+                        row["status"] = (
+                            f"skipped: the {jac_bytes / 2**30:.1f} GiB Jacobian (≈{2.5 * jac_bytes / 2**30:.0f} GiB "
+                            f"with vmap temporaries) does not fit in {available_bytes() / 2**30:.0f} GiB"
+                        )
                     elif estimate > args.max_seconds:
-                        row["status"] = f"skipped: estimated {estimate:.0f} s from the smaller runs (limit {args.max_seconds:.0f} s)"
+                        row["status"] = (
+                            f"skipped: estimated {estimate:.0f} s from the smaller runs "
+                            f"(limit {args.max_seconds:.0f} s)"
+                        )
                         row["estimated_seconds"] = estimate
                     else:
                         print(f"  {impl:>10} n={n:5d} width={width:5d} chunk={chunk} ...", file=sys.stderr, flush=True)
@@ -204,15 +209,22 @@ def main():
     tmp_out = Path(args.out).with_suffix(".tmp")
     tmp_out.write_text(json.dumps(result, indent=2))
     tmp_out.replace(args.out)
-    print(f"{'width':>6} {'n':>5} {'implementation':>14} {'chunk':>6} {'seconds':>9} {'peak MiB':>9} {'vs naive':>9} {'rel diff':>9}")
+    print(
+        f"{'width':>6} {'n':>5} {'implementation':>14} {'chunk':>6} {'seconds':>9} "
+        f"{'peak MiB':>9} {'vs naive':>9} {'rel diff':>9}"
+    )
     for r in rows:
         if r["status"] != "ok":
-            print(f"{r['width']:>6} {r['n_points']:>5} {r['implementation']:>14} {str(r['chunk_size']):>6}  {r['status']}")
+            print(
+                f"{r['width']:>6} {r['n_points']:>5} {r['implementation']:>14} {str(r['chunk_size']):>6}  {r['status']}"
+            )
             continue
         speed = f"{r['speedup_vs_naive']:.1f}x" if "speedup_vs_naive" in r else "-"
         diff = f"{r['rel_diff_vs_structured']:.1e}" if "rel_diff_vs_structured" in r else "-"
-        print(f"{r['width']:>6} {r['n_points']:>5} {r['implementation']:>14} {str(r['chunk_size']):>6} "
-              f"{r['seconds']:>9.2f} {r['peak_mib']:>9.0f} {speed:>9} {diff:>9}")
+        print(
+            f"{r['width']:>6} {r['n_points']:>5} {r['implementation']:>14} {str(r['chunk_size']):>6} "
+            f"{r['seconds']:>9.2f} {r['peak_mib']:>9.0f} {speed:>9} {diff:>9}"
+        )
     print(f"wrote {args.out}")
 
 

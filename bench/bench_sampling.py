@@ -47,7 +47,14 @@ def naive_sample(exponents: np.ndarray, coeffs: np.ndarray, n_points: int, seed:
             i = int(np.argmax(np.abs(z)))
             z = z / z[i]
             grad = np.array(
-                [sum(c * e[k] * np.prod(z ** (e - np.eye(n_coords, dtype=int)[k])) for e, c in zip(exponents, coeffs) if e[k] > 0) for k in range(n_coords)]
+                [
+                    sum(
+                        c * e[k] * np.prod(z ** (e - np.eye(n_coords, dtype=int)[k]))
+                        for e, c in zip(exponents, coeffs)
+                        if e[k] > 0
+                    )
+                    for k in range(n_coords)
+                ]
             )
             order = np.argsort(-np.abs(grad))
             j = int(order[0] if order[0] != i else order[1])
@@ -100,7 +107,9 @@ def main() -> None:
         "bench": "sampling",
         "manifold": surface.name,
         "device": args.device,
-        "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or platform.machine(),
+        "device_name": torch.cuda.get_device_name()
+        if args.device.startswith("cuda")
+        else platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(),
         "points": args.points,
         "seconds_sampling": t_ours,
@@ -123,8 +132,14 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print(f"{'quantity':32s} {'value':>14s}")
-    for key in ("points_per_s", "naive_points_per_s", "speedup_vs_naive", "seconds_sampling",
-                "sigma_volume_points_per_s", "curvature_points_per_s"):
+    for key in (
+        "points_per_s",
+        "naive_points_per_s",
+        "speedup_vs_naive",
+        "seconds_sampling",
+        "sigma_volume_points_per_s",
+        "curvature_points_per_s",
+    ):
         print(f"{key:32s} {result[key]:14.3f}")
     print(f"wrote {out}")
 

@@ -44,10 +44,16 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--depth", type=int, default=3)
     parser.add_argument("--dtype", default="float32", choices=["float64", "float32", "tf32"])
-    parser.add_argument("--mode", default=None, help="torch.compile mode (default: reduce-overhead on CUDA, default on CPU)")
+    parser.add_argument(
+        "--mode", default=None, help="torch.compile mode (default: reduce-overhead on CUDA, default on CPU)"
+    )
     parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--routes", nargs="+", default=["direct", "reference", "packed", "compiled"],
-                        help="routes to time (the first is the baseline of the ratios)")
+    parser.add_argument(
+        "--routes",
+        nargs="+",
+        default=["direct", "reference", "packed", "compiled"],
+        help="routes to time (the first is the baseline of the ratios)",
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "step.json"))
     args = parser.parse_args()
@@ -104,20 +110,38 @@ def main() -> None:
         ms = (time.perf_counter() - t) / args.steps * 1e3
         results[name] = {"ms_per_step": ms, "first_step_s": warmup, "losses": torch.stack(losses).tolist()}
     base = results[args.routes[0]]
-    print(f"training step, batch {args.batch}, {args.depth}×{args.width} {args.dtype} on {args.device} (compile mode {mode})")
+    print(
+        f"training step, batch {args.batch}, {args.depth}×{args.width} {args.dtype} on {args.device} "
+        f"(compile mode {mode})"
+    )
     for name, r in results.items():
         drift = max(abs(a - b) / abs(b) for a, b in zip(r["losses"], base["losses"]))
         r["baseline"] = args.routes[0]
         r["speedup_vs_baseline"] = base["ms_per_step"] / r["ms_per_step"]
         r["max_rel_loss_diff_vs_baseline"] = drift
-        print(f"  {name:9s} {r['ms_per_step']:8.2f} ms/step  {r['speedup_vs_baseline']:5.2f}× {args.routes[0]}  "
-              f"first step {r['first_step_s']:6.1f} s  loss rel. diff {drift:.1e}")
+        print(
+            f"  {name:9s} {r['ms_per_step']:8.2f} ms/step  {r['speedup_vs_baseline']:5.2f}× {args.routes[0]}  "
+            f"first step {r['first_step_s']:6.1f} s  loss rel. diff {drift:.1e}"
+        )
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "cpu"
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"batch": args.batch, "width": args.width, "depth": args.depth, "dtype": args.dtype,
-                               "device": device_name, "torch": torch.__version__, "compile_mode": mode,
-                               "threads": torch.get_num_threads(), "routes": results}, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "batch": args.batch,
+                "width": args.width,
+                "depth": args.depth,
+                "dtype": args.dtype,
+                "device": device_name,
+                "torch": torch.__version__,
+                "compile_mode": mode,
+                "threads": torch.get_num_threads(),
+                "routes": results,
+            },
+            indent=2,
+        )
+    )
     print(f"wrote {out}")
 
 

@@ -27,8 +27,14 @@ TARGETS = {"cubic_mlp": (0.005, 180.0), "quintic_mlp": (0.01, 1800.0)}
 def run_preset(preset: str, overrides: list[str], root: Path) -> dict:
     run_dir = root / f"{preset}_{time.strftime('%Y-%m-%d_%H-%M-%S')}"
     script = Path(sys.executable).parent / "nnflow-train"  # the venv's console script
-    cmd = [str(script) if script.exists() else "nnflow-train", f"experiment={preset}", "logger=csv", "trainer.enable_progress_bar=false",
-           f"hydra.run.dir={run_dir}", *overrides]
+    cmd = [
+        str(script) if script.exists() else "nnflow-train",
+        f"experiment={preset}",
+        "logger=csv",
+        "trainer.enable_progress_bar=false",
+        f"hydra.run.dir={run_dir}",
+        *overrides,
+    ]
     env = {**os.environ, "WANDB_MODE": "offline"}
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -72,8 +78,10 @@ def main() -> None:
             print(f"{r['preset']:14s} failed: {r['error']}")
             continue
         target = f"≤{r['target_sigma']} in {r['target_seconds']:.0f} s"
-        print(f"{r['preset']:14s} {r['sigma_test']:>10.5f} {r['improvement_over_fs']:>12.1f} {r['wall_seconds']:>8.1f} "
-              f"{target:>18s} {'yes' if r['meets_target'] else 'no'}")
+        print(
+            f"{r['preset']:14s} {r['sigma_test']:>10.5f} {r['improvement_over_fs']:>12.1f} {r['wall_seconds']:>8.1f} "
+            f"{target:>18s} {'yes' if r['meets_target'] else 'no'}"
+        )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))

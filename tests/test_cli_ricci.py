@@ -125,14 +125,16 @@ def test_perelman_field_reports_invariant_error():
     assert summary["primary_error"] == "invariant_error"
     assert all(math.isfinite(r["invariant_error"]) for r in summary["runs"])
     # the longitudinal gauge mode grows at +K̂|q|²
-    assert any(m["predicted"] > 0 and m["measured"] == pytest.approx(m["predicted"], rel=1e-4) for m in summary["modes"])
+    growing = [m for m in summary["modes"] if m["predicted"] > 0]
+    assert any(m["measured"] == pytest.approx(m["predicted"], rel=1e-4) for m in growing)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("preset", ["ricci_t2", "ricci_t3"])
 def test_presets_run_end_to_end(preset, tmp_path):
-    proc = subprocess.run([SCRIPT, f"experiment={preset}", f"hydra.run.dir={tmp_path}"], capture_output=True,
-                          text=True, timeout=900)
+    proc = subprocess.run(
+        [SCRIPT, f"experiment={preset}", f"hydra.run.dir={tmp_path}"], capture_output=True, text=True, timeout=900
+    )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["failures"] == 0
@@ -143,9 +145,11 @@ def test_presets_run_end_to_end(preset, tmp_path):
 
 
 def test_library_study_imports_no_hydra():
-    code = ("import sys, nnflow.torus.study, nnflow.report.ricci, nnflow.fits; "
-            "bad = [m for m in sys.modules if m.split('.')[0] in ('hydra', 'omegaconf', 'lightning')]; "
-            "assert not bad, bad")
+    code = (
+        "import sys, nnflow.torus.study, nnflow.report.ricci, nnflow.fits; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('hydra', 'omegaconf', 'lightning')]; "
+        "assert not bad, bad"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
 

@@ -105,7 +105,9 @@ def test_derived_model_configs_inherit_rather_than_copy(derived, tmp_path):
     mlp = conf / "model" / "mlp.yaml"
     text = mlp.read_text()
     assert "\nwidth: 256\n" in text and "\nactivation: gelu " in text
-    mlp.write_text(text.replace("\nwidth: 256\n", "\nwidth: 77\n").replace("\nactivation: gelu ", "\nactivation: tanh "))
+    mlp.write_text(
+        text.replace("\nwidth: 256\n", "\nwidth: 77\n").replace("\nactivation: gelu ", "\nactivation: tanh ")
+    )
     with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
         model = compose("train", overrides=[f"model={derived}"]).model
     assert model.width == 77 and model.activation == "tanh" and model.kind != "finite"

@@ -157,7 +157,8 @@ def test_trace_identity_and_fixed_point(point_cache):
     residual = torch.linalg.matrix_norm(dense(T(balanced.blocks)) @ H - torch.eye(len(basis)))
     assert residual < 1e-8
     # a random H is far from it
-    assert torch.linalg.matrix_norm(dense(T(random_blocks(basis))) @ dense(random_blocks(basis)) - torch.eye(len(basis))) > 1
+    h = random_blocks(basis)
+    assert torch.linalg.matrix_norm(dense(T(h)) @ dense(h) - torch.eye(len(basis))) > 1
 
 
 @pytest.mark.parametrize("name,k,symmetry", [("fermat_quintic", 6, "phases"), ("fermat_quartic", 3, "none")])
@@ -166,8 +167,10 @@ def test_t_operator_routes_agree(name, k, symmetry, point_cache):
     points = point_cache(name, 700)
     basis = section_basis(points.surface, k, symmetry)
     H = random_blocks(basis, seed=5)
-    routes = {"chunks": TOperator(basis, points, chunk_size=256, cache_bytes=0),
-              "default": TOperator(basis, points, chunk_size=256)}
+    routes = {
+        "chunks": TOperator(basis, points, chunk_size=256, cache_bytes=0),
+        "default": TOperator(basis, points, chunk_size=256),
+    }
     # small blocks go through the Gram features, one large block through cached values
     assert routes["default"].route == ("features" if symmetry == "phases" else "values")
     assert routes["chunks"].route == "chunks"
@@ -211,8 +214,9 @@ def test_block_diagonal_balanced_equals_unreduced_on_symmetric_points(name, k, p
     assert reduced.n_parameters < full.n_parameters
 
 
-@pytest.mark.parametrize("name,n_points,ks", [("fermat_quintic", 20000, [1, 2, 3, 4]),
-                                              ("fermat_quartic", 10000, [1, 2, 3, 4])])
+@pytest.mark.parametrize(
+    "name,n_points,ks", [("fermat_quintic", 20000, [1, 2, 3, 4]), ("fermat_quartic", 10000, [1, 2, 3, 4])]
+)
 def test_sigma_decreases_with_k(name, n_points, ks, point_cache):
     points, test = point_cache(name, n_points), point_cache(name, 10000, seed=7)
     sigmas, errors = [], []
@@ -285,10 +289,17 @@ def test_optimized_bergman_beats_balanced(tmp_path):
     torch.testing.assert_close(model.potential(train.z[:5]), model.as_balanced().potential(train.z[:5]))
     test = sample_points(surface, 10000, seed=11)
     before = evaluate_metric(test, model.metric)
-    module = MetricModule(model, optimizer=functools.partial(torch.optim.Adam, lr=1e-2),
-                          loss="ma2", kappa=class_kappa(train, 1.0))
-    trainer = L.Trainer(max_epochs=40, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, check_val_every_n_epoch=40)
+    module = MetricModule(
+        model, optimizer=functools.partial(torch.optim.Adam, lr=1e-2), loss="ma2", kappa=class_kappa(train, 1.0)
+    )
+    trainer = L.Trainer(
+        max_epochs=40,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        check_val_every_n_epoch=40,
+    )
     trainer.fit(module, datamodule=data)
     after = evaluate_metric(test, model.metric)
     assert after["positive_fraction"] == 1.0
@@ -300,24 +311,42 @@ def test_bergman_from_file_and_its_checks(tmp_path, point_cache):
     balanced = quiet_balanced(section_basis(points.surface, 2, "phases"), points)
     path = balanced.save(tmp_path / "balanced.pt", surface=points.surface)
     model = build_bergman(4, k=2, manifold={"name": "fermat_quartic"}, h_file=str(path))
-    torch.testing.assert_close(model.metric(points.z[:8], points.jac[:8]), balanced.metric(points.z[:8], points.jac[:8]))
+    torch.testing.assert_close(
+        model.metric(points.z[:8], points.jac[:8]), balanced.metric(points.z[:8], points.jac[:8])
+    )
     with pytest.raises(ValueError, match="model.h_file.*k=2"):
         build_bergman(4, k=3, manifold={"name": "fermat_quartic"}, h_file=str(path))
     with pytest.raises(ValueError, match="model.h_file.*fermat_quartic"):
-        build_bergman(4, k=2, manifold={"name": "custom", "exponents": [[4, 0, 0, 0], [0, 4, 0, 0], [0, 0, 4, 0],
-                      [0, 0, 0, 4], [1, 1, 1, 1]], "coefficients": [1, 1, 1, 1, 0.5]}, h_file=str(path))
+        build_bergman(
+            4,
+            k=2,
+            manifold={
+                "name": "custom",
+                "exponents": [[4, 0, 0, 0], [0, 4, 0, 0], [0, 0, 4, 0], [0, 0, 0, 4], [1, 1, 1, 1]],
+                "coefficients": [1, 1, 1, 1, 0.5],
+            },
+            h_file=str(path),
+        )
     with pytest.raises(ValueError, match="model.manifold"):
         build_bergman(4, k=2)
     with pytest.raises(ValueError, match="coordinates"):
         build_bergman(5, k=2, manifold={"name": "fermat_quartic"}, h_file=str(path))
     # float32 keeps H complex (real and imaginary parts are separate parameters)
-    g32 = BergmanPotential(balanced.basis, balanced.blocks).to(torch.float32).metric(
-        points.z[:8].to(torch.complex64), points.jac[:8].to(torch.complex64))
-    torch.testing.assert_close(g32, balanced.metric(points.z[:8], points.jac[:8]).to(torch.complex64), rtol=1e-4, atol=1e-5)
+    g32 = (
+        BergmanPotential(balanced.basis, balanced.blocks)
+        .to(torch.float32)
+        .metric(points.z[:8].to(torch.complex64), points.jac[:8].to(torch.complex64))
+    )
+    torch.testing.assert_close(
+        g32, balanced.metric(points.z[:8], points.jac[:8]).to(torch.complex64), rtol=1e-4, atol=1e-5
+    )
 
 
 def test_algebraic_package_is_pure_torch():
-    code = "import sys, nnflow.algebraic; print(sorted(m for m in ('lightning', 'hydra', 'omegaconf') if m in sys.modules))"
+    code = (
+        "import sys, nnflow.algebraic; "
+        "print(sorted(m for m in ('lightning', 'hydra', 'omegaconf') if m in sys.modules))"
+    )
     repo = str(Path(nnflow.__file__).resolve().parents[1])  # the checkout under test
     env = dict(os.environ, PYTHONPATH=repo)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True, env=env)

@@ -97,7 +97,9 @@ def test_frozen_flow_equals_linearized_gradient_descent(name, power, point_cache
 
 def test_linearized_starts_at_base_and_keeps_base_frozen(point_cache):
     ps = point_cache("fermat_quintic", 10)
-    base = build_potential(n_coords=5, seed=1, init="random", output_scale=0.2, **{k: v for k, v in NET.items() if k != "output_scale"})
+    base = build_potential(
+        n_coords=5, seed=1, init="random", output_scale=0.2, **{k: v for k, v in NET.items() if k != "output_scale"}
+    )
     g0 = base.metric(ps.z, ps.jac).detach()
     linear = LinearizedPotential(base)
     torch.testing.assert_close(linear.metric(ps.z, ps.jac), g0)
@@ -163,9 +165,7 @@ def test_symmetric_dense_assembly_equals_row_blocks(k3_problem):
 
     ps, kernel, _, _ = k3_problem
     full = assemble_dense(kernel, ps.z, ps.jac, block=5)
-    halves = torch.cat(
-        [assemble_dense(kernel, ps.z, ps.jac, block=5, rows=r) for r in (slice(0, 11), slice(11, 24))]
-    )
+    halves = torch.cat([assemble_dense(kernel, ps.z, ps.jac, block=5, rows=r) for r in (slice(0, 11), slice(11, 24))])
     torch.testing.assert_close(full, halves, rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(full, full.T, rtol=1e-12, atol=1e-14)
 
@@ -180,6 +180,7 @@ def test_cached_cross_kernel_gives_the_same_metric(k3_problem, point_cache):
             flow.step(0.2)
             g = flow.metric(held_out.z, held_out.jac)  # second and third calls hit the cache
     assert len(flows[0]._cross) == 0 and len(flows[1]._cross) == 1
-    torch.testing.assert_close(flows[1].metric(held_out.z, held_out.jac), flows[0].metric(held_out.z, held_out.jac),
-                               rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(
+        flows[1].metric(held_out.z, held_out.jac), flows[0].metric(held_out.z, held_out.jac), rtol=1e-12, atol=1e-14
+    )
     assert g.shape == (9, 2, 2)

@@ -161,7 +161,8 @@ def test_factory_from_config_and_from_model(point_cache):
     model = build_potential(n_coords=5, seed=0, **{k: v for k, v in cfg.items() if k != "_target_"})
     from_model = analytic_kernel(model)
     assert_close_matrices(from_model.metric(pts), from_cfg.metric(pts))
-    assert_close_matrices(from_cfg.metric(pts), 0.25 * MLPKernel(depth=2, activation="erf", sigma_w=1.3, sigma_b=0.2).metric(pts))
+    direct = MLPKernel(depth=2, activation="erf", sigma_w=1.3, sigma_b=0.2)
+    assert_close_matrices(from_cfg.metric(pts), 0.25 * direct.metric(pts))
     assert isinstance(analytic_kernel({"network": "cosnet", "sigma_b": 2.0}), CosNetKernel)
     assert analytic_kernel({"network": "gaussnet", "sigma_c": 0.1}).ntk_factor == pytest.approx(1.01)
     with pytest.raises(ValueError, match="standard"):
@@ -209,5 +210,5 @@ def test_gaussian_kernel_is_the_rbf_of_the_features(point_cache):
 
     pts = point_cache("fermat_quintic", 7)
     x = ProjectiveFeatures(5, 1)(pts.z)
-    expected = 1.3**2 * torch.exp(-torch.cdist(x, x) ** 2 / (2 * 0.6**2))
+    expected = 1.3**2 * torch.exp(-(torch.cdist(x, x) ** 2) / (2 * 0.6**2))
     assert_close_matrices(KERNELS["gaussian"]().potential(pts.z), expected)

@@ -133,7 +133,9 @@ def test_metric_jacobian_and_jvp_match_parameter_finite_differences(point_cache)
     def metric_at(p):
         return hermitian_to_real(functional_call(model, p, (pts.z, pts.jac)))
 
-    fd = (metric_at({k: params[k] + eps * v[k] for k in params}) - metric_at({k: params[k] - eps * v[k] for k in params})) / (2 * eps)
+    plus = metric_at({k: params[k] + eps * v[k] for k in params})
+    minus = metric_at({k: params[k] - eps * v[k] for k in params})
+    fd = (plus - minus) / (2 * eps)
     jvp = metric_jvp(model, pts, v)
     assert_close_matrices(jvp, fd, what="finite_difference")
     J = metric_jacobian(model, pts)

@@ -69,7 +69,9 @@ def test_product_nets_put_the_input_sum_inside_the_activation():
     torch.testing.assert_close(cos.double()(x), (a * torch.cos(x @ b.T + c)).sum(-1))
     gauss = ProductGaussNet(3, width=5, sigma_b=2.0, sigma_c=0.5).double()
     sa, sb, sc = gauss.scales
-    expected = (gauss.a * sa * torch.exp(x @ (gauss.b * sb).T + gauss.c * sc - 0.25 - 4.0 * (x * x).sum(-1, keepdim=True) / 3)).sum(-1)
+    expected = (
+        gauss.a * sa * torch.exp(x @ (gauss.b * sb).T + gauss.c * sc - 0.25 - 4.0 * (x * x).sum(-1, keepdim=True) / 3)
+    ).sum(-1)
     torch.testing.assert_close(gauss(x), expected)
     with pytest.raises(NotImplementedError):
         cos.jet(None)
@@ -187,8 +189,12 @@ def test_kernel_flow_error_vanishes_like_sigma_squared():
     T = 0.01
     ref = ricci_flow(grid, g0, T, 2)
     sigmas = [0.08, 0.04, 0.02]
-    errs = [metric_distance(grid, kernel_flow(grid, g0, gaussian_multiplier(grid, s), "hamilton", T, 2).metrics[-1],
-                            ref.metrics[-1]) for s in sigmas]
+    errs = [
+        metric_distance(
+            grid, kernel_flow(grid, g0, gaussian_multiplier(grid, s), "hamilton", T, 2).metrics[-1], ref.metrics[-1]
+        )
+        for s in sigmas
+    ]
     slopes = [math.log(errs[i] / errs[i + 1]) / math.log(2) for i in range(2)]
     assert errs[0] > errs[1] > errs[2]
     assert slopes == pytest.approx([2.0, 2.0], abs=0.1)
@@ -269,6 +275,7 @@ def test_perelman_flow_breaks_down_at_small_sigma():
     g0 = grid.evaluate(FourierMetric.random(2, 1, 0.3, seed=0))
     wide = kernel_flow(grid, g0, gaussian_multiplier(grid, 0.1), "perelman", 0.02, 3, on_failure="stop")
     assert wide.failure is None
-    narrow = kernel_flow(grid, g0, gaussian_multiplier(grid, 0.0), "perelman", 0.02, 3, on_failure="stop",
-                         max_steps=3000)
+    narrow = kernel_flow(
+        grid, g0, gaussian_multiplier(grid, 0.0), "perelman", 0.02, 3, on_failure="stop", max_steps=3000
+    )
     assert narrow.failure is not None and narrow.times[-1] < 0.02

@@ -29,15 +29,23 @@ TWO_PI = 2 * math.pi
 # ---------------------------------------------------------------------- the integrator
 def test_integrator_on_problems_with_exact_solutions():
     times = torch.linspace(0, 2, 6)
-    sol = integrate(lambda y: -y * torch.tensor([1.0, 3.0]), torch.ones(2, dtype=torch.float64), times, rtol=1e-10, atol=1e-12)
+    sol = integrate(
+        lambda y: -y * torch.tensor([1.0, 3.0]), torch.ones(2, dtype=torch.float64), times, rtol=1e-10, atol=1e-12
+    )
     exact = torch.stack([torch.exp(-times), torch.exp(-3 * times)], -1)
     torch.testing.assert_close(sol.states, exact, atol=1e-9, rtol=0)
     # harmonic oscillator: y = (cos t, −sin t); and y' = y² from 1/2: y = 1/(2 − t)
-    osc = integrate(lambda y: torch.stack([y[1], -y[0]]), torch.tensor([1.0, 0.0], dtype=torch.float64), times,
-                    rtol=1e-10, atol=1e-12)
+    osc = integrate(
+        lambda y: torch.stack([y[1], -y[0]]),
+        torch.tensor([1.0, 0.0], dtype=torch.float64),
+        times,
+        rtol=1e-10,
+        atol=1e-12,
+    )
     torch.testing.assert_close(osc.states, torch.stack([torch.cos(times), -torch.sin(times)], -1), atol=1e-8, rtol=0)
-    riccati = integrate(lambda y: y * y, torch.tensor([0.5], dtype=torch.float64), torch.linspace(0, 1.5, 4), rtol=1e-10,
-                        atol=1e-12)
+    riccati = integrate(
+        lambda y: y * y, torch.tensor([0.5], dtype=torch.float64), torch.linspace(0, 1.5, 4), rtol=1e-10, atol=1e-12
+    )
     torch.testing.assert_close(riccati.states[:, 0], 1 / (2 - torch.linspace(0, 1.5, 4)), rtol=1e-8, atol=0)
 
 
@@ -125,7 +133,9 @@ def test_product_with_a_circle_evolves_like_the_surface():
     for z in range(12):
         torch.testing.assert_close(out[:, :, z, :2, :2], flow2.metrics[-1], atol=1e-8, rtol=0)
     torch.testing.assert_close(out[..., 2, 2], torch.ones(grid3.shape, dtype=torch.float64), atol=1e-10, rtol=0)
-    torch.testing.assert_close(out[..., :2, 2], torch.zeros(grid3.shape + (2,), dtype=torch.float64), atol=1e-10, rtol=0)
+    torch.testing.assert_close(
+        out[..., :2, 2], torch.zeros(grid3.shape + (2,), dtype=torch.float64), atol=1e-10, rtol=0
+    )
 
 
 # ---------------------------------------------------------------------- linearization
@@ -204,7 +214,8 @@ def test_integrator_stops_on_max_steps_and_on_a_failed_check():
     assert sol.n_steps > 0 and sol.n_rhs >= 6 * sol.n_steps and sol.failure is None
     # a check failing once y < 0.5 (t = log 2 / 50 ≈ 0.0139): frames before it are kept
     check = lambda y: "below one half" if y.max() < 0.5 else None  # noqa: E731
-    stopped = integrate(rhs, torch.ones(3, dtype=torch.float64), torch.linspace(0, 0.1, 11), check=check,
-                        on_failure="stop")
+    stopped = integrate(
+        rhs, torch.ones(3, dtype=torch.float64), torch.linspace(0, 0.1, 11), check=check, on_failure="stop"
+    )
     assert stopped.failure.startswith("below one half at t=") and len(stopped.states) == 2  # t = 0, 0.01
     assert float(stopped.failure.split("t=")[1]) == pytest.approx(math.log(2) / 50, abs=0.005)

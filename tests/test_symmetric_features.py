@@ -135,8 +135,11 @@ def test_bad_symmetry_options():
         analytic_kernel({"network": "mlp", "depth": 2, "feature_symmetry": "phases"})
     r = make_hypersurface("fermat_cubic").phase_symmetries()
     with pytest.warns(UserWarning, match="only the diagonal"):
-        build_potential("mlp", n_coords=3, width=8, feature_degree=2, feature_symmetry="phases", phases=r, phase_order=3)
-    model = build_potential("mlp", n_coords=3, width=8, feature_degree=3, feature_symmetry="phases",
-                            phases=r, phase_order=3)
+        build_potential(
+            "mlp", n_coords=3, width=8, feature_degree=2, feature_symmetry="phases", phases=r, phase_order=3
+        )
+    model = build_potential(
+        "mlp", n_coords=3, width=8, feature_degree=3, feature_symmetry="phases", phases=r, phase_order=3
+    )
     with pytest.raises(ValueError, match="feature_symmetry"):
         analytic_kernel(model)

@@ -109,7 +109,9 @@ def test_pullback_of_flat_metric_has_zero_curvature(n):
     # on a grid: g is a trigonometric polynomial, so its spectral derivatives are exact
     grid = TorusGrid(n, 12 if n == 3 else 16)
     g_grid = torch.func.vmap(metric)(grid.flat_points).reshape(grid.shape + (n, n))
-    torch.testing.assert_close(grid_curvature(grid, g_grid)["ricci"], torch.zeros(grid.shape + (n, n)), atol=1e-9, rtol=0)
+    torch.testing.assert_close(
+        grid_curvature(grid, g_grid)["ricci"], torch.zeros(grid.shape + (n, n)), atol=1e-9, rtol=0
+    )
 
 
 # ---------------------------------------------------------------------- closed forms
@@ -134,10 +136,16 @@ def test_conformally_flat_ricci_closed_form(n):
 def _warped(n):
     """g = dx² + f(x)² dy² (+ h(x)² dz²), f = 1.3 + 0.4 sin 2πx, h = 1.1 + 0.3 cos 2πx."""
     fs = [
-        (lambda x: 1.3 + 0.4 * torch.sin(TWO_PI * x), lambda x: 0.4 * TWO_PI * torch.cos(TWO_PI * x),
-         lambda x: -0.4 * TWO_PI**2 * torch.sin(TWO_PI * x)),
-        (lambda x: 1.1 + 0.3 * torch.cos(TWO_PI * x), lambda x: -0.3 * TWO_PI * torch.sin(TWO_PI * x),
-         lambda x: -0.3 * TWO_PI**2 * torch.cos(TWO_PI * x)),
+        (
+            lambda x: 1.3 + 0.4 * torch.sin(TWO_PI * x),
+            lambda x: 0.4 * TWO_PI * torch.cos(TWO_PI * x),
+            lambda x: -0.4 * TWO_PI**2 * torch.sin(TWO_PI * x),
+        ),
+        (
+            lambda x: 1.1 + 0.3 * torch.cos(TWO_PI * x),
+            lambda x: -0.3 * TWO_PI * torch.sin(TWO_PI * x),
+            lambda x: -0.3 * TWO_PI**2 * torch.cos(TWO_PI * x),
+        ),
     ][: n - 1]
 
     def metric(theta):

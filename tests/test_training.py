@@ -174,7 +174,8 @@ def test_cosine_schedule_decays_over_the_wall_clock_budget():
         sched.step()
         lrs.append(opt.param_groups[0]["lr"])
     # after warm-up the step count is negligible against 10^9: progress is the time fraction
-    expected = [0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t / 100.0))) for t in (0.0, 25.0, 50.0, 100.0, 400.0)]
+    times = (0.0, 25.0, 50.0, 100.0, 400.0)
+    expected = [0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t / 100.0))) for t in times]
     assert lrs[1:] == pytest.approx(expected, rel=1e-6)
     # without a budget, the same steps keep the rate near 1
     plain = cosine_schedule(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0), total_steps=10**9)
@@ -187,9 +188,16 @@ def test_cosine_schedule_decays_over_the_wall_clock_budget():
 
 def test_max_time_run_stops_on_time_with_the_rate_decayed(tmp_path):
     # trainer.max_time with (practically) unlimited epochs: the cosine decay follows the clock
-    cfg = compose_train("experiment=cubic_mlp", *FAST_TRAIN, "logger=csv", "trainer.max_epochs=100000",
-                        "trainer.max_time=00:00:00:03", "optim.scheduler.warmup_steps=0",
-                        "trainer.check_val_every_n_epoch=100000", tmp_path=tmp_path)
+    cfg = compose_train(
+        "experiment=cubic_mlp",
+        *FAST_TRAIN,
+        "logger=csv",
+        "trainer.max_epochs=100000",
+        "trainer.max_time=00:00:00:03",
+        "optim.scheduler.warmup_steps=0",
+        "trainer.check_val_every_n_epoch=100000",
+        tmp_path=tmp_path,
+    )
     summary, objects = train(cfg, tmp_path / "run")
     rows = read_metrics(tmp_path / "run" / "metrics.csv")
     # stopped between validations: the final state is validated, so the record ends where training did
@@ -241,8 +249,12 @@ def test_training_routes_end_where_the_direct_metric_ends(tmp_path):
     direct, objects = train(compose_train(*base, "route=direct", tmp_path=tmp_path), tmp_path / "direct")
     assert objects["module"].route == "direct"
     assert objects["module"]._packed is None and objects["module"]._reference is None
-    plain, objects = train(compose_train(*base, "+model._target_=tests.helpers.PoisonedPotential",
-                                         "+model.healthy_calls=1000000", tmp_path=tmp_path), tmp_path / "plain")
+    plain, objects = train(
+        compose_train(
+            *base, "+model._target_=tests.helpers.PoisonedPotential", "+model.healthy_calls=1000000", tmp_path=tmp_path
+        ),
+        tmp_path / "plain",
+    )
     assert objects["module"].route == plain["route"] == "direct"  # auto: the wrapper offers only metric()
     assert packed["steps"] == cached["steps"] == direct["steps"] == plain["steps"] == 8
     for run in (packed, cached, direct):
@@ -255,8 +267,9 @@ def test_auto_route_takes_the_reference_when_the_packed_cache_is_too_large(tmp_p
     # feature-jet cache is a few hundred kB, so a limit below it must skip "packed"
     from nnflow.training import modules
 
-    cfg = compose_train("experiment=cubic_mlp", *FAST_TRAIN, "logger=csv", "+trainer.fast_dev_run=true",
-                        tmp_path=tmp_path)
+    cfg = compose_train(
+        "experiment=cubic_mlp", *FAST_TRAIN, "logger=csv", "+trainer.fast_dev_run=true", tmp_path=tmp_path
+    )
     _, objects = train(cfg, tmp_path / "run")
     module = objects["module"]
     size = module.packed_cache_bytes()

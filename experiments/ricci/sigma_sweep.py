@@ -196,8 +196,11 @@ def network_table(summary: dict, key: str) -> str:
     nets = [r for r in summary["runs"] if r["route"] != "kernel"]
     if not nets:
         return "(no network runs)"
-    lines = ["| route | N | σ | σ_b | error vs Ricci | error vs N=∞ kernel flow | finite−linearized gap | rel. parameter change | s |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| route | N | σ | σ_b | error vs Ricci | error vs N=∞ kernel flow | finite−linearized gap "
+        "| rel. parameter change | s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in sorted(nets, key=lambda r: (r["route"], r["width"], -r["sigma"])):
         lines.append(
             f"| {r['route']} | {r['width']} | {r['sigma']:g} | {r['sigma_b']:.2f} | {_fmt(r[key])} | "
@@ -206,8 +209,11 @@ def network_table(summary: dict, key: str) -> str:
         )
     fits = summary["fits"]
     lines.append("")
-    by_sigma = [f"{k}: {_rate(v)}" for k, v in fits.items()
-                if k not in ("gauss", "cosnet", "gaussnet") and math.isfinite(v["rate"])]
+    by_sigma = [
+        f"{k}: {_rate(v)}"
+        for k, v in fits.items()
+        if k not in ("gauss", "cosnet", "gaussnet") and math.isfinite(v["rate"])
+    ]
     by_width = [f"{k}: {_rate(v)}" for k, v in summary["width_fits"].items() if math.isfinite(v["rate"])]
     if by_sigma:
         lines.append("Fitted exponents of the error against σ: " + ", ".join(by_sigma) + ".")
@@ -219,8 +225,10 @@ def network_table(summary: dict, key: str) -> str:
 def mode_table(summary: dict) -> str:
     routes = sorted({(m["route"], m["kind"], m["width"]) for m in summary["modes"]}, key=str)
     head = [f"{r[0]} {r[1]}" + (f" N={r[2]}" if r[2] else "") for r in routes]
-    lines = ["| k | λ_Ricci | K̂ (gauss) | predicted (gauss) | " + " | ".join(f"measured: {h}" for h in head) + " |",
-             "|---" * (4 + len(head)) + "|"]
+    lines = [
+        "| k | λ_Ricci | K̂ (gauss) | predicted (gauss) | " + " | ".join(f"measured: {h}" for h in head) + " |",
+        "|---" * (4 + len(head)) + "|",
+    ]
     seen = {}  # degenerate directions (n = 3): show the worst one
     for m in summary["modes"]:
         cell = seen.setdefault((tuple(m["k"]), round(m["local_rate"], 6)), {})
@@ -232,9 +240,13 @@ def mode_table(summary: dict) -> str:
         cells = []
         for r in routes:
             m = by_route.get(r)
-            cells.append("" if m is None else f"{m['measured']:.3f} (pred {m['predicted']:.3f}, Δ {m['rel_deviation']:.1e})")
-        lines.append(f"| {list(k)} | {lam:.3f} | {_fmt(g['multiplier'] if g else None, 4)} | "
-                     f"{_fmt(g['predicted'] if g else None)} | " + " | ".join(cells) + " |")
+            cells.append(
+                "" if m is None else f"{m['measured']:.3f} (pred {m['predicted']:.3f}, Δ {m['rel_deviation']:.1e})"
+            )
+        lines.append(
+            f"| {list(k)} | {lam:.3f} | {_fmt(g['multiplier'] if g else None, 4)} | "
+            f"{_fmt(g['predicted'] if g else None)} | " + " | ".join(cells) + " |"
+        )
     return "\n".join(lines)
 
 
@@ -273,7 +285,8 @@ def findings(results: dict) -> list[str]:
             f" {at[0]['rel_error']:.3f} (N = {at[0]['width']}) to {at[-1]['rel_error']:.3f} (N = {at[-1]['width']}),"
             + (f" the kernel flow's being {kern[0]['rel_error']:.3f};" if kern else "")
             + " so the finite-width σ-exponent grows with N ("
-            + ", ".join(f"N={w}: {e:.2f}" for w, e in exps.items()) + ") toward the kernel's 2."
+            + ", ".join(f"N={w}: {e:.2f}" for w, e in exps.items())
+            + ") toward the kernel's 2."
         )
         lin = [r for r in t2["runs"] if r["route"] == "linearized" and "rel_gap_to_finite" in r]
         change = max(r["relative_parameter_change"] for r in t2["runs"] if r["route"] == "finite")
@@ -309,8 +322,12 @@ def findings(results: dict) -> list[str]:
             f" invariants converge (error {ok[0]['invariant_error']:.2f} → {ok[-1]['invariant_error']:.2f} for"
             f" σ = {ok[0]['sigma']:g} → {ok[-1]['sigma']:g}) while the metric drifts"
             f" (relative error {ok[-1]['rel_error']:.2f} at σ = {ok[-1]['sigma']:g});"
-            + (f" for σ ≤ {max(r['sigma'] for r in bad):g} the flow breaks down before T (its longitudinal"
-               " gauge mode is backward-parabolic, growth rate up to 2/(eσ²))." if bad else "")
+            + (
+                f" for σ ≤ {max(r['sigma'] for r in bad):g} the flow breaks down before T (its longitudinal"
+                " gauge mode is backward-parabolic, growth rate up to 2/(eσ²))."
+                if bad
+                else ""
+            )
         )
     return out
 
@@ -338,7 +355,8 @@ def write_readme(results: dict, seconds: dict, command: str) -> None:
         "```",
         "",
         "Compute time on this machine (one CPU thread of a shared 2-core box; plotting excluded): "
-        + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()) + f"; total {sum(seconds.values()) / 60:.1f} min.",
+        + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())
+        + f"; total {sum(seconds.values()) / 60:.1f} min.",
         "Outputs: `results/<study>/` (summary.json, metrics.csv, figures).",
         "",
         "## Setup",
@@ -348,7 +366,7 @@ def write_readme(results: dict, seconds: dict, command: str) -> None:
         "- Reference: ∂_t g = −2Ric(g), Fourier pseudo-spectral on the grid, Dormand–Prince 5(4),",
         "  rtol 1e-8, in its own gauge (no DeTurck term). In n = 2 it is checked against the conformal",
         "  reduction ∂_t w = e^{−2w}(Δ_{g0}w − R0/2) (independent, strictly parabolic).",
-        "- Error: ‖g_flow(T) − g_Ricci(T)‖ / ‖g_Ricci(T) − g0‖ with ‖h‖² = ∫|h|_F² dθ (\"rel error\").",
+        '- Error: ‖g_flow(T) − g_Ricci(T)‖ / ‖g_Ricci(T) − g0‖ with ‖h‖² = ∫|h|_F² dθ ("rel error").',
         "  For Perelman's field the metrics can only agree up to diffeomorphism, so the error is the",
         "  largest relative difference of the diffeomorphism invariants ∫R²dV, ∫|Ric|²dV, ∫|∇R|²dV.",
         "- Fitted exponents: least squares in log-log space (`nnflow.fits.power_law_fit`), p ± the",
@@ -388,7 +406,7 @@ def write_readme(results: dict, seconds: dict, command: str) -> None:
             "### Linear regime: mode rates, measured against K̂(k)·λ_Ricci(k)",
             "",
             "Single modes g0 = δ + 1e-4·E cos 2πk·θ along the decaying eigen-direction E (λ = −|2πk|²),",
-            f"kernel width σ = {t2['modes'][0]['sigma']}; \"pred\" uses each kernel's own multiplier.",
+            f'kernel width σ = {t2["modes"][0]["sigma"]}; "pred" uses each kernel\'s own multiplier.',
             "",
             mode_table(t2),
             "",
@@ -465,11 +483,16 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny problems (checks the script, ≈ 1 min)")
     parser.add_argument("--only", nargs="*", choices=sorted(STUDIES), help="run only these studies")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="results directory (default: experiments/ricci/results; with --quick: "
-                             "outputs/ricci/sigma_sweep_quick, so a smoke run never overwrites the study)")
-    parser.add_argument("--readme-only", action="store_true",
-                        help="rebuild README.md from the saved results/<study>/summary.json files")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="results directory (default: experiments/ricci/results; with --quick: "
+        "outputs/ricci/sigma_sweep_quick, so a smoke run never overwrites the study)",
+    )
+    parser.add_argument(
+        "--readme-only", action="store_true", help="rebuild README.md from the saved results/<study>/summary.json files"
+    )
     args = parser.parse_args(argv)
     if args.out is None:
         args.out = Path("outputs/ricci/sigma_sweep_quick") if args.quick else HERE / "results"
@@ -506,9 +529,18 @@ def main(argv=None) -> int:
     command = ".venv/bin/python experiments/ricci/sigma_sweep.py" + (" --quick" if args.quick else "")
     if not args.quick and not args.only:
         write_readme(results, {k: v["seconds"] for k, v in results.items()}, command)
-    print(json.dumps({k: {"fits": {f: v["rate"] for f, v in s["fits"].items()},
-                          "fits_stderr": {f: v["stderr"] for f, v in s["fits"].items()}, "seconds": seconds[k]}
-                      for k, s in results.items()}))
+    print(
+        json.dumps(
+            {
+                k: {
+                    "fits": {f: v["rate"] for f, v in s["fits"].items()},
+                    "fits_stderr": {f: v["stderr"] for f, v in s["fits"].items()},
+                    "seconds": seconds[k],
+                }
+                for k, s in results.items()
+            }
+        )
+    )
     return 0
 
 

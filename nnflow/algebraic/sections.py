@@ -211,7 +211,10 @@ class SectionBasis:
         return cls(torch.tensor(d["exponents"], dtype=torch.long), [Group(*g) for g in d["groups"]], d["k"])
 
     def __repr__(self) -> str:
-        return f"SectionBasis(k={self.k}, N_k={len(self)}, blocks={len(self.block_sizes)}, max block {max(self.block_sizes)})"
+        return (
+            f"SectionBasis(k={self.k}, N_k={len(self)}, blocks={len(self.block_sizes)}, "
+            f"max block {max(self.block_sizes)})"
+        )
 
 
 def section_basis(

@@ -1,1 +1,4 @@
-"""Losses and their functional derivatives, frozen-NTK flows, linearized models (pure torch; torus Ricci flows: nnflow.torus)."""
+"""Losses and their functional derivatives, frozen-NTK flows, linearized models (pure torch).
+
+Ricci flows on tori live in nnflow.torus.
+"""

@@ -54,7 +54,9 @@ class LinearizedPotential(nn.Module):
         delta = tuple(t - t0 for t, t0 in zip(self.theta, theta0))
 
         def k_of(*params):
-            return functional_call(_PotentialCall(self.base), {"base." + k: v for k, v in zip(self._names, params)}, (z,))
+            return functional_call(
+                _PotentialCall(self.base), {"base." + k: v for k, v in zip(self._names, params)}, (z,)
+            )
 
         k0, dk = jvp(k_of, theta0, delta)
         return k0 + dk

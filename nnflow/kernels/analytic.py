@@ -235,7 +235,8 @@ class MLPKernel(AnalyticKernel):
             new_c = taylor.affine(taylor.compose(V[: order + 1], c), sw2, sb2)
             if kind == "ntk":
                 theta = taylor.add(new_c, taylor.affine(taylor.mul(taylor.compose(V[1:], c), theta), sw2))
-            qV = dual_derivatives(self.activation, torch.tensor([q], dtype=u.dtype, device=u.device), q, 0, self.quadrature)
+            q_tensor = torch.tensor([q], dtype=u.dtype, device=u.device)
+            qV = dual_derivatives(self.activation, q_tensor, q, 0, self.quadrature)
             q = sw2 * float(qV[0][0]) + sb2
             c = new_c
         return taylor.derivatives(theta if kind == "ntk" else c)
@@ -256,8 +257,14 @@ class MLPKernel(AnalyticKernel):
 class _GaussianSumKernel(AnalyticKernel):
     """Shared cos-net / gauss-net kernels (module doc); subclasses set ``ntk_factor`` λ."""
 
-    def __init__(self, sigma_a: float = 1.0, sigma_b: float = 1.0, feature_degree: int = 1,
-                 output_scale: float = 1.0, init: str = "centered"):
+    def __init__(
+        self,
+        sigma_a: float = 1.0,
+        sigma_b: float = 1.0,
+        feature_degree: int = 1,
+        output_scale: float = 1.0,
+        init: str = "centered",
+    ):
         super().__init__(feature_degree, output_scale, init)
         self.sigma_a = _positive("sigma_a", sigma_a)
         self.sigma_b = _positive("sigma_b", sigma_b)
@@ -323,8 +330,15 @@ class CosNetKernel(_GaussianSumKernel):
 class GaussNetKernel(_GaussianSumKernel):
     """Infinite-width kernels of the gauss-net (module doc): NTK = (1 + σ_c²)·NNGP + (σ_a²β/2) Σ_j x_j x'_j g."""
 
-    def __init__(self, sigma_a: float = 1.0, sigma_b: float = 1.0, sigma_c: float = 0.5, feature_degree: int = 1,
-                 output_scale: float = 1.0, init: str = "centered"):
+    def __init__(
+        self,
+        sigma_a: float = 1.0,
+        sigma_b: float = 1.0,
+        sigma_c: float = 0.5,
+        feature_degree: int = 1,
+        output_scale: float = 1.0,
+        init: str = "centered",
+    ):
         super().__init__(sigma_a, sigma_b, feature_degree, output_scale, init)
         self.sigma_c = _positive("sigma_c", sigma_c, allow_zero=True)
         self.ntk_factor = 1.0 + self.sigma_c**2
@@ -352,8 +366,9 @@ class GaussianKernel(AnalyticKernel):
         lengthscale: ℓ > 0 in feature space (features have |x − x'| ≤ √2).
     """
 
-    def __init__(self, lengthscale: float = 0.5, feature_degree: int = 1, output_scale: float = 1.0,
-                 init: str = "centered"):
+    def __init__(
+        self, lengthscale: float = 0.5, feature_degree: int = 1, output_scale: float = 1.0, init: str = "centered"
+    ):
         super().__init__(feature_degree, output_scale, init)
         self.lengthscale = _positive("lengthscale", lengthscale)
 

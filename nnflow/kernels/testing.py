@@ -36,7 +36,11 @@ def assert_close_matrices(actual: torch.Tensor, expected: torch.Tensor, rtol: fl
         rtol = TOLERANCES[real][what]
     actual, expected = actual.detach().to(expected.device), expected.detach()
     norm = torch.linalg.vector_norm(expected)
-    err = float(torch.linalg.vector_norm(actual - expected) / norm) if norm > 0 else float(torch.linalg.vector_norm(actual))
+    err = (
+        float(torch.linalg.vector_norm(actual - expected) / norm)
+        if norm > 0
+        else float(torch.linalg.vector_norm(actual))
+    )
     if not err <= rtol:
         raise AssertionError(f"relative Frobenius error {err:.3e} exceeds {rtol:.1e} ({what})")
     return err

@@ -15,8 +15,8 @@ Training routes (``MetricModule(route=...)``, ``ROUTES``), all the same metric a
   ``metric_from_reference``); the feature jet is computed every step.
 - "direct": ``model.metric`` every step; any metric model.
 - "auto": "packed" if the model offers it and either ``compile`` is set or the feature-jet cache
-  fits in ``packed_cache_limit`` (default PACKED_CACHE_BYTES, 2 GiB); else "reference" if offered; else "direct". Without a datamodule
-  there is nothing to cache: "direct".
+  fits in ``packed_cache_limit`` (default PACKED_CACHE_BYTES, 2 GiB); else "reference" if offered;
+  else "direct". Without a datamodule there is nothing to cache: "direct".
 
 A model lists what it offers in ``training_routes`` (absent: "direct" only). The frozen flow's
 module has its own route, "flow". The resolved route is ``module.route`` from on_train_start on.
@@ -277,8 +277,13 @@ class MetricModule(L.LightningModule):
         # The health of each step (loss, number of det g ≤ 0, min det g) stays on the device and
         # is read every check_every_n_steps steps and always before a validation or checkpoint:
         # each read is a host sync, which on a GPU stalls the launch queue.
-        self._health.append((self.global_step, det_g.numel(), torch.stack(
-            [loss.detach(), (det_g <= 0).sum().to(loss.dtype), det_g.detach().min().to(loss.dtype)])))
+        self._health.append(
+            (
+                self.global_step,
+                det_g.numel(),
+                torch.stack([loss.detach(), (det_g <= 0).sum().to(loss.dtype), det_g.detach().min().to(loss.dtype)]),
+            )
+        )
         if len(self._health) >= self.check_every_n_steps:
             self.check_health()
         self._train_losses.append(loss.detach())
@@ -326,8 +331,12 @@ class MetricModule(L.LightningModule):
         if len(det_g) != len(points):  # sanity-check pass on a subset: nothing to report
             return
         summary = metric_summary(points, det_g, positive)
-        metrics = {"val_positive_fraction": summary["positive_fraction"], "val_sigma": summary["sigma"],
-                   "val_sigma_err": summary["sigma_err"], "val_volume": summary["volume"]}
+        metrics = {
+            "val_positive_fraction": summary["positive_fraction"],
+            "val_sigma": summary["sigma"],
+            "val_sigma_err": summary["sigma_err"],
+            "val_volume": summary["volume"],
+        }
         if self._train_losses:
             metrics["train_loss_epoch"] = torch.stack(self._train_losses).mean().item()
             self._train_losses = []
