@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One short GPU lease (about 9 min on one H100) in a single command:
-#   0. the training-step routes (bench_step.py: direct, cached, packed, compiled with CUDA graphs);
+#   0. the training-step routes (bench_step.py: direct, reference, packed, compiled with CUDA graphs);
 #   1. the quintic GPU target (issue 3): nnflow-train experiment=quintic_mlp_gpu with a
 #      $TRAIN_TIME training budget, in the background;
 #   2. meanwhile, the CUDA tests (CPU/CUDA agreement, float32/TF32 against float64, GPU presets);
