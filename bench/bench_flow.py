@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import subprocess
 import sys
@@ -31,6 +30,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from nnflow.provenance import device_info, provenance
 
 HERE = Path(__file__).resolve().parent
 
@@ -159,11 +160,8 @@ def main() -> None:
     common = {"device": args.device, "dtype": args.dtype, "ell": args.ell, "block": args.block, "dt": args.dt}
     result = {
         "bench": "frozen_flow",
-        "device": args.device,
-        "device_name": torch.cuda.get_device_name()
-        if args.device.startswith("cuda")
-        else platform.processor() or platform.machine(),
-        "threads": torch.get_num_threads(),
+        **device_info(args.device),  # device, device_name, threads
+        "provenance": provenance(args.device),
         "dtype": args.dtype,
         "kernel": (
             f"GaussianKernel(lengthscale={args.ell}) on degree-1 features, Fermat quintic "

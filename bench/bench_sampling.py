@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from nnflow.geometry import fermat_quintic, sample_points
 from nnflow.geometry.curvature import curvature
 from nnflow.geometry.fubini_study import fs_potential
 from nnflow.geometry.measures import fs_det, sigma_measure, volume
+from nnflow.provenance import device_info, provenance
 
 
 def naive_sample(exponents: np.ndarray, coeffs: np.ndarray, n_points: int, seed: int):
@@ -106,11 +106,8 @@ def main() -> None:
     result = {
         "bench": "sampling",
         "manifold": surface.name,
-        "device": args.device,
-        "device_name": torch.cuda.get_device_name()
-        if args.device.startswith("cuda")
-        else platform.processor() or platform.machine(),
-        "threads": torch.get_num_threads(),
+        **device_info(args.device),  # device, device_name, threads
+        "provenance": provenance(args.device),
         "points": args.points,
         "seconds_sampling": t_ours,
         "points_per_s": ours_rate,
