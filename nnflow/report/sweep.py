@@ -266,8 +266,10 @@ def donaldson_rows(
     balanced (``nnflow.algebraic.balanced_metric``, float64, CPU) on n_points =
     max(data.n_train, points_per_parameter · parameters of H) points sampled at the training
     split's seed (exactly the training points when n_points = n_train), σ measured on the
-    networks' test points: data.n_test points at seed data.seed + SPLIT_SEED_OFFSET["test"].
-    Each k is computed once and shared by the widths it serves.
+    networks' test points: data.n_test points at seed data.seed + SPLIT_SEED_OFFSET["test"], as
+    σ = Σ_p w_p |1 − η_p/⟨η⟩| / Σ_p w_p, η = det g_H/|Ω|² (``BalancedMetric.measure``; the
+    networks' σ_test is the same estimator). Each k is computed once and shared by the widths it
+    serves.
 
     Args:
         records: ``collect``'s records.
@@ -278,7 +280,7 @@ def donaldson_rows(
         One dict per width, ascending: width, n_params (the network's), k, N_k (sections),
         params (real parameters of H), capped (the budget stopped k), sigma_test, sigma_err,
         n_points (for H), n_points_train (data.n_train), n_test, points_per_parameter, max_k,
-        max_params, converged, iterations, seconds (balancing and measuring that
+        max_params, converged, iterations, seconds (sampling, balancing and measuring that
         k; widths sharing a k repeat it), and error (None, or why the balanced metric failed: σ
         is then NaN).
     Raises:
