@@ -1,7 +1,8 @@
 """Reports written from results: tables, figures and files (matplotlib is imported lazily).
 
 - ``nnflow.report.sweep``: the finite-versus-infinite report of a width sweep (``nnflow-report``);
-  its API is re-exported here (``write_report``, ``collect``, ``summarize``, ``FIGURES``, ...).
+  its API is re-exported here (``write_report``, ``collect``, ``summarize``, ``donaldson_rows``,
+  ``degree_for_parameters``, ``FIGURES``, ...).
 - ``nnflow.report.ricci``: summary.json, metrics.csv and the figures of the Ricci/torus study
   (``nnflow-ricci``, experiments/ricci).
 """
@@ -11,8 +12,11 @@ from nnflow.report.sweep import (
     by_width,
     collect,
     conclusions,
+    degree_for_parameters,
+    donaldson_rows,
     fit_slope,
     make_figures,
+    params_by_width,
     slope_error,
     summarize,
     write_report,
@@ -23,8 +27,11 @@ __all__ = [
     "by_width",
     "collect",
     "conclusions",
+    "degree_for_parameters",
+    "donaldson_rows",
     "fit_slope",
     "make_figures",
+    "params_by_width",
     "slope_error",
     "summarize",
     "write_report",

@@ -9,7 +9,16 @@ log-log slopes, ``write_report`` writes report.md and the figures (PNG and PDF):
     kernel_change_vs_width     ‖Θ_N(T) − Θ_N(0)‖/‖Θ_N(0)‖ after training vs N, with its slope
     sigma_vs_width             σ_test vs N, the frozen-NTK flow as the N = ∞ point, the
                                linearized model beside each width
+    sigma_vs_params            σ_test vs the number of trained parameters (log-log): finite and
+                               linearized arms, and Donaldson's balanced metrics at their own
+                               parameter counts
     sigma_curves               σ_val against NTK time t = lr·step for every run
+
+Beside each width, ``donaldson_rows`` puts the classical algebraic baseline: Donaldson's balanced
+metric of the degree k whose Hermitian H has the number of real parameters closest to the network's
+(summary.json ``n_params``), on the sweep's manifold and Kähler class, with H balanced on the
+sweep's training points and σ measured on its test points (report.md table, markers on
+sigma_vs_width, points on sigma_vs_params, ``donaldson`` in report.json).
 
 No Weights & Biases needed: everything comes from files the runs wrote.
 """
@@ -19,14 +28,32 @@ from __future__ import annotations
 import csv
 import json
 import math
+import time
+import warnings
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
 
 from nnflow.fits import power_law_fit
+from nnflow.validation import check_int, check_positive, select
 
-FIGURES = ("kernel_distance_vs_width", "kernel_change_vs_width", "sigma_vs_width", "sigma_curves")
+FIGURES = ("kernel_distance_vs_width", "kernel_change_vs_width", "sigma_vs_width", "sigma_vs_params", "sigma_curves")
+
+# The Donaldson baseline's budget. On the cubic sweep (705 to 45,057 network parameters) the
+# k = 32 cap (1,026 real parameters of H) keeps the whole Donaldson part near 10 s on a shared
+# 2-core CPU; the parameter cap bounds the cost on manifolds whose bases grow faster with k
+# (on the quintic N_k ~ k⁴/24), where the k cap alone would allow hours.
+DONALDSON_MAX_K = 32
+DONALDSON_MAX_PARAMS = 1500
+# T(H) is a sum of rank-one terms over the points: the balanced iteration needs many more points
+# than parameters (nnflow.algebraic warns below 10 per parameter).
+DONALDSON_POINTS_PER_PARAMETER = 20
+# ‖ΔH‖_F/‖H‖_F. From 1e-8 to 1e-10, σ of the cubic's k = 8 and 27 moved by < 1e-5 of itself,
+# far below its standard error, for ~1.4× the iterations.
+DONALDSON_TOLERANCE = 1e-8
+DONALDSON_MAX_ITERATIONS = 200
 
 
 def _read_csv(path: Path) -> list[dict]:
@@ -46,9 +73,10 @@ def _float(value) -> float:
 def collect(sweep_dir: str | Path) -> list[dict]:
     """One record per completed run below ``sweep_dir`` (skipped duplicates are left out).
 
-    A record has arm, width, seed, lr, sigma_test, sigma_test_err, kernel_dist0 (distance to Θ̄
-    at initialization), kernel_change (final relative change), and the σ_val curve
-    (time, sigma) in NTK time.
+    A record has arm, width, seed, lr, sigma_test, sigma_test_err, n_params (trained parameters,
+    None if summary.json has none), kernel_dist0 (distance to Θ̄ at initialization), kernel_change
+    (final relative change), the σ_val curve (time, sigma) in NTK time, and config (the run's
+    resolved config.yaml as a dict, {} if absent).
     """
     records = []
     for summary_path in sorted(Path(sweep_dir).rglob("summary.json")):
@@ -72,9 +100,11 @@ def collect(sweep_dir: str | Path) -> list[dict]:
                 "steps": summary.get("steps"),
                 "sigma_test": _float(summary.get("sigma_test")),
                 "sigma_test_err": _float(summary.get("sigma_test_err")),
+                "n_params": summary.get("n_params"),
                 "kernel_dist0": _float(kernel[0].get("dist_analytic")) if kernel else math.nan,
                 "kernel_change": _float(kernel[-1].get("rel_change")) if kernel else math.nan,
                 "curve": curve,
+                "config": cfg,
             }
         )
     if not records:
@@ -111,8 +141,24 @@ def by_width(records: list[dict], arm: str, key: str) -> list[tuple[int, float, 
     return out
 
 
+def params_by_width(records: list[dict], arm: str) -> dict[int, int]:
+    """{width: trained parameters} of one arm's runs that report a positive n_params.
+
+    Seeds of one width share the architecture, hence the count; if they differ, the largest.
+    """
+    out: dict[int, int] = {}
+    for r in records:
+        n = r.get("n_params")
+        if r["arm"] == arm and r["width"] is not None and isinstance(n, int) and not isinstance(n, bool) and n > 0:
+            out[int(r["width"])] = max(n, out.get(int(r["width"]), 0))
+    return dict(sorted(out.items()))
+
+
 def summarize(records: list[dict]) -> dict:
-    """The numbers the report states: per-width tables, fitted slopes, the frozen flow's σ."""
+    """The numbers the report states: per-width tables, fitted slopes, the frozen flow's σ.
+
+    ``n_params`` and ``linearized_n_params`` are {width: trained parameters} of the two arms.
+    """
     finite_sigma = by_width(records, "finite", "sigma_test")
     linear_sigma = by_width(records, "linearized", "sigma_test")
     dist = by_width(records, "finite", "kernel_dist0")
@@ -127,6 +173,8 @@ def summarize(records: list[dict]) -> dict:
         "frozen_sigma": frozen_sigma,
         "kernel_dist0": dist,
         "kernel_change": change,
+        "n_params": params_by_width(records, "finite"),
+        "linearized_n_params": params_by_width(records, "linearized"),
     }
     for name, rows in (("kernel_dist0", [(w, m) for w, m, *_ in dist]),
                        ("kernel_change", [(w, m) for w, m, *_ in change]),
@@ -135,6 +183,151 @@ def summarize(records: list[dict]) -> dict:
         stats[f"slope_{name}"] = fit_slope(xs, ys)[0]
         stats[f"slope_{name}_err"] = slope_error(xs, ys)
     return stats
+
+
+# ---------------------------------------------------------------------- the Donaldson baseline
+def degree_for_parameters(
+    surface, n_params: int, max_k: int = DONALDSON_MAX_K, max_params: int = DONALDSON_MAX_PARAMS
+) -> dict:
+    """The degree k whose balanced H has the number of real parameters closest to ``n_params``.
+
+    H is block-diagonal over the phase-symmetry sectors (``section_basis(surface, k, "phases")``;
+    its real parameters are ``basis.n_parameters`` = Σ_blocks size²). The count grows strictly
+    with k (multiplying by one coordinate maps each sector of O(k) injectively into a sector of
+    O(k+1), and N_{k+1} > N_k), so the search walks k upward and stops at the first count
+    ≥ ``n_params``. Ties go to the smaller k. Only k ≤ ``max_k`` with at most ``max_params``
+    parameters are allowed.
+
+    Args:
+        surface: the Hypersurface; n_params: the target count (> 0).
+        max_k, max_params: the budget (max_k ≥ 1; k = 1 is always allowed).
+    Returns:
+        {"k", "basis" (its SectionBasis), "capped"}: capped is True when a k beyond the budget
+        would be closer, and k is then the largest k the budget allows.
+    Raises:
+        ValueError: for n_params or max_k not a positive integer.
+    """
+    from nnflow.algebraic import section_basis
+
+    check_int({"n_params": n_params, "donaldson_max_k": max_k}, "n_params", "donaldson_max_k")
+    best = section_basis(surface, 1, "phases")
+    k = 1
+    while best.n_parameters < n_params:
+        nxt = section_basis(surface, k + 1, "phases")
+        closer = abs(nxt.n_parameters - n_params) < abs(best.n_parameters - n_params)
+        if k + 1 > max_k or nxt.n_parameters > max_params:
+            return {"k": k, "basis": best, "capped": closer}
+        if not closer:
+            break
+        best, k = nxt, k + 1
+    return {"k": k, "basis": best, "capped": False}
+
+
+def _sweep_setting(records: list[dict], sweep_cfg: Mapping | None) -> dict:
+    """manifold, kahler_t and the data block the Donaldson rows need, checked.
+
+    ``sweep_cfg`` None: the finite runs' config.yaml, which must agree on these keys.
+    Raises:
+        ValueError: naming what is missing or inconsistent.
+    """
+    if sweep_cfg is None:
+        configs = [r["config"] for r in records if r["arm"] == "finite" and r.get("config")]
+        if not configs:
+            raise ValueError("no finite run has a config.yaml")
+        for key in ("manifold", "kahler_t", "data.seed", "data.n_train", "data.n_test"):
+            if len({json.dumps(select(c, key), sort_keys=True, default=str) for c in configs}) > 1:
+                raise ValueError(f"the finite runs differ in {key}")
+        sweep_cfg = configs[0]
+    manifold = select(sweep_cfg, "manifold")
+    if not isinstance(manifold, Mapping) or "name" not in manifold:
+        raise ValueError("the sweep's config has no manifold block (config value manifold.name missing)")
+    check_int(sweep_cfg, "data.seed", minimum=0)
+    check_int(sweep_cfg, "data.n_train", "data.n_test")
+    kahler_t = select(sweep_cfg, "kahler_t", 1.0)
+    check_positive({"kahler_t": kahler_t}, "kahler_t")
+    return {
+        "manifold": dict(manifold), "kahler_t": float(kahler_t), "seed": int(select(sweep_cfg, "data.seed")),
+        "n_train": int(select(sweep_cfg, "data.n_train")), "n_test": int(select(sweep_cfg, "data.n_test")),
+    }
+
+
+def donaldson_rows(
+    records: list[dict],
+    sweep_cfg: Mapping | None = None,
+    max_k: int = DONALDSON_MAX_K,
+    max_params: int = DONALDSON_MAX_PARAMS,
+    points_per_parameter: int = DONALDSON_POINTS_PER_PARAMETER,
+    tolerance: float = DONALDSON_TOLERANCE,
+    max_iterations: int = DONALDSON_MAX_ITERATIONS,
+) -> list[dict]:
+    """Donaldson's balanced metric beside each finite width, at the closest parameter count.
+
+    For each width with a finite-arm n_params: k = ``degree_for_parameters`` (phase-reduced H), H
+    balanced (``nnflow.algebraic.balanced_metric``, float64, CPU) on n_points =
+    max(data.n_train, points_per_parameter · parameters of H) points sampled at the training
+    split's seed (exactly the training points when n_points = n_train), σ measured on the
+    networks' test points: data.n_test points at seed data.seed + SPLIT_SEED_OFFSET["test"], as
+    σ = Σ_p w_p |1 − η_p/⟨η⟩| / Σ_p w_p, η = det g_H/|Ω|² (``BalancedMetric.measure``; the
+    networks' σ_test is the same estimator). Each k is computed once and shared by the widths it
+    serves.
+
+    Args:
+        records: ``collect``'s records.
+        sweep_cfg: a mapping with manifold, kahler_t (default 1) and data.{seed, n_train, n_test};
+            None reads them from the finite runs' config.yaml.
+        max_k, max_params: the budget of ``degree_for_parameters``.
+    Returns:
+        One dict per width, ascending: width, n_params (the network's), k, N_k (sections),
+        params (real parameters of H), capped (the budget stopped k), sigma_test, sigma_err,
+        n_points (for H), n_points_train (data.n_train), n_test, points_per_parameter, max_k,
+        max_params, converged, iterations, seconds (sampling, balancing and measuring that
+        k; widths sharing a k repeat it), and error (None, or why the balanced metric failed: σ
+        is then NaN).
+    Raises:
+        ValueError: the sweep lacks what the rows need (no finite run with n_params, no manifold
+            block, bad data sizes); the report writer turns it into a one-line note.
+    """
+    from nnflow.algebraic import balanced_metric
+    from nnflow.geometry import sample_points
+    from nnflow.geometry.hypersurface import hypersurface_from_config
+    from nnflow.training.data import SPLIT_SEED_OFFSET  # the networks' split seeds
+
+    targets = params_by_width(records, "finite")
+    if not targets:
+        raise ValueError("no finite run reports n_params in summary.json")
+    check_int({"points_per_parameter": points_per_parameter, "max_iterations": max_iterations},
+              "points_per_parameter", "max_iterations")
+    setting = _sweep_setting(records, sweep_cfg)
+    surface = hypersurface_from_config(setting["manifold"])
+    test = sample_points(surface, setting["n_test"], seed=setting["seed"] + SPLIT_SEED_OFFSET["test"])
+    by_k: dict[int, dict] = {}
+    rows = []
+    for width, n_params in targets.items():
+        choice = degree_for_parameters(surface, n_params, max_k, max_params)
+        k, basis = choice["k"], choice["basis"]
+        if k not in by_k:
+            start = time.perf_counter()
+            n_points = max(setting["n_train"], points_per_parameter * basis.n_parameters)
+            train = sample_points(surface, n_points, seed=setting["seed"] + SPLIT_SEED_OFFSET["train"])
+            result = {"n_points": n_points, "converged": False, "iterations": 0, "error": None,
+                      "sigma_test": math.nan, "sigma_err": math.nan}
+            try:
+                with warnings.catch_warnings():  # non-convergence is recorded in the row instead
+                    warnings.simplefilter("ignore", UserWarning)
+                    metric = balanced_metric(basis, train, tolerance=tolerance, max_iterations=max_iterations,
+                                             kahler_t=setting["kahler_t"])
+                measures = metric.measure(test)
+                result.update(sigma_test=measures["sigma"], sigma_err=measures["sigma_err"],
+                              converged=metric.info["converged"], iterations=metric.info["iterations"])
+            except ValueError as err:  # an ill-conditioned or non-positive H at this k
+                result["error"] = str(err)
+            result["seconds"] = time.perf_counter() - start
+            by_k[k] = result
+        rows.append({"width": width, "n_params": n_params, "k": k, "N_k": len(basis), "params": basis.n_parameters,
+                     "capped": choice["capped"], "n_test": setting["n_test"], "n_points_train": setting["n_train"],
+                     "points_per_parameter": points_per_parameter, "max_k": max_k, "max_params": max_params,
+                     **by_k[k]})
+    return rows
 
 
 def _plt():
@@ -168,7 +361,23 @@ def _loglog_with_fit(ax, rows, label, color):
     ax.legend()
 
 
+def _donaldson_ok(stats: dict) -> list[dict]:
+    """The Donaldson rows with a finite σ (none without the baseline)."""
+    return [r for r in stats.get("donaldson") or [] if math.isfinite(r["sigma_test"])]
+
+
+def _sigma_axes(ax, xlabel: str, title: str) -> None:
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("σ_test")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+
+
 def make_figures(records: list[dict], stats: dict, out_dir: Path) -> list[str]:
+    """Write the FIGURES that the data allow (PNG and PDF) to out_dir; return their names."""
     plt = _plt()
     made = []
     kernel_panels = (
@@ -184,24 +393,46 @@ def make_figures(records: list[dict], stats: dict, out_dir: Path) -> list[str]:
         _save(fig, out_dir, name)
         plt.close(fig)
         made.append(name)
+    donaldson = _donaldson_ok(stats)
+    arms = (("finite", "finite_sigma", "n_params", "o", "C0", 1.0),
+            ("linearized", "linearized_sigma", "linearized_n_params", "s", "C2", 1.12))
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    for arm, color, shift in (("finite", "C0", 1.0), ("linearized", "C2", 1.12)):
-        rows = stats["finite_sigma" if arm == "finite" else "linearized_sigma"]
+    for arm, key, _, marker, color, shift in arms:
+        rows = stats[key]
         if rows:
             ax.errorbar([w * shift for w, *_ in rows], [m for _, m, *_ in rows], yerr=[e for _, _, e, _ in rows],
-                        marker="o" if arm == "finite" else "s", ls="-", color=color, label=arm)
+                        marker=marker, ls="-", color=color, label=arm)
+    if donaldson:  # beside the width whose parameter count it matches
+        ax.errorbar([r["width"] * 0.89 for r in donaldson], [r["sigma_test"] for r in donaldson],
+                    yerr=[r["sigma_err"] for r in donaldson], marker="*", ms=9, ls="none", color="C1",
+                    label="Donaldson k (closest parameter count)")
     if math.isfinite(stats["frozen_sigma"]):
         ax.axhline(stats["frozen_sigma"], color="k", ls=":", label="frozen-NTK flow (N = ∞)")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("width N")
-    ax.set_ylabel("σ_test")
-    ax.set_title("σ_test vs width")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    _sigma_axes(ax, "width N", "σ_test vs width")
     _save(fig, out_dir, FIGURES[2])
     plt.close(fig)
     made.append(FIGURES[2])
+    if stats["n_params"] or donaldson:
+        fig, ax = plt.subplots(figsize=(5.5, 4))
+        for arm, key, params_key, marker, color, _ in arms:
+            rows = [(stats[params_key][w], m, e) for w, m, e, _ in stats[key] if w in stats[params_key]]
+            if rows:  # the arms share parameter counts: linearized hollow and dashed, under the finite
+                ax.errorbar([p for p, *_ in rows], [m for _, m, _ in rows], yerr=[e for *_, e in rows],
+                            marker=marker, ls="-" if arm == "finite" else "--", color=color,
+                            mfc=color if arm == "finite" else "none", zorder=3 if arm == "finite" else 2,
+                            label=f"{arm} network")
+        if donaldson:  # at their own parameter counts; a k shared by several widths is drawn once
+            pts = sorted({(r["params"], r["sigma_test"], r["sigma_err"], r["k"]) for r in donaldson})
+            ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="*", ms=9,
+                        ls="--", color="C1", label="Donaldson balanced metric")
+            for p, s, _, k in pts:
+                ax.annotate(f"k={k}", (p, s), textcoords="offset points", xytext=(4, 4), fontsize=7, color="C1")
+        if math.isfinite(stats["frozen_sigma"]):
+            ax.axhline(stats["frozen_sigma"], color="k", ls=":", label="frozen-NTK flow (N = ∞)")
+        _sigma_axes(ax, "trained real parameters", "σ_test vs parameter count")
+        _save(fig, out_dir, FIGURES[3])
+        plt.close(fig)
+        made.append(FIGURES[3])
     fig, ax = plt.subplots(figsize=(6, 4.5))
     styles = {"finite": "-", "linearized": "--", "frozen": ":"}
     widths = sorted({int(r["width"]) for r in records if r["width"] is not None and r["arm"] != "frozen"})
@@ -222,9 +453,9 @@ def make_figures(records: list[dict], stats: dict, out_dir: Path) -> list[str]:
     ax.set_title("σ(t): finite (solid), linearized (dashed), frozen flow (dotted)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
-    _save(fig, out_dir, FIGURES[3])
+    _save(fig, out_dir, FIGURES[4])
     plt.close(fig)
-    made.append(FIGURES[3])
+    made.append(FIGURES[4])
     return made
 
 
@@ -243,20 +474,23 @@ def conclusions(stats: dict) -> list[str]:
     s = stats["slope_kernel_dist0"]
     if math.isfinite(s):
         verdict = "consistent with" if -0.7 <= s <= -0.3 else "not consistent with"
-        out.append(f"The empirical metric-NTK at initialization approaches the analytic kernel Θ̄ as N^{s:.2f}{_pm(stats.get('slope_kernel_dist0_err'))}, {verdict} the Monte Carlo rate N^(−1/2).")
+        out.append(f"The empirical metric-NTK at initialization approaches the analytic kernel Θ̄ as "
+                   f"N^{s:.2f}{_pm(stats.get('slope_kernel_dist0_err'))}, {verdict} the Monte Carlo rate N^(−1/2).")
     s = stats["slope_kernel_change"]
     if math.isfinite(s):
         trend = "shrinks" if s < 0 else "grows"
-        out.append(f"The relative change of the kernel during training {trend} with width as N^{s:.2f}{_pm(stats.get('slope_kernel_change_err'))}: " + (
-            "wider networks are closer to the frozen-kernel (lazy) regime." if s < 0 else "wider networks move their kernel more, unlike the lazy regime."))
+        out.append(f"The relative change of the kernel during training {trend} with width as "
+                   f"N^{s:.2f}{_pm(stats.get('slope_kernel_change_err'))}: "
+                   + ("wider networks are closer to the frozen-kernel (lazy) regime." if s < 0
+                      else "wider networks move their kernel more, unlike the lazy regime."))
     fs = stats["frozen_sigma"]
     fin = stats["finite_sigma"]
     if fin and math.isfinite(fs):
         best_w, best_s = min(((w, m) for w, m, *_ in fin), key=lambda p: p[1])
         widest_w, widest_s = fin[-1][0], fin[-1][1]
         out.append(
-            f"The frozen-NTK flow reaches σ_test = {_fmt(fs)}; the widest finite network (N = {widest_w}) reaches {_fmt(widest_s)} "
-            f"and the best finite width (N = {best_w}) {_fmt(best_s)}."
+            f"The frozen-NTK flow reaches σ_test = {_fmt(fs)}; the widest finite network (N = {widest_w}) "
+            f"reaches {_fmt(widest_s)} and the best finite width (N = {best_w}) {_fmt(best_s)}."
         )
         if best_s < fs:
             out.append(f"A finite network reaches the lower σ: {best_s / fs:.2f}× the frozen flow's.")
@@ -275,28 +509,96 @@ def conclusions(stats: dict) -> list[str]:
     if lin and fin:
         diffs = [abs(a[1] - b[1]) / b[1] for a, b in zip(lin, fin) if a[0] == b[0] and b[1] > 0]
         if diffs:
-            out.append(f"Linearized models differ from their finite networks by {_fmt(100 * diffs[0], 3)}% in σ_test at the smallest width and {_fmt(100 * diffs[-1], 3)}% at the largest.")
+            out.append(f"Linearized models differ from their finite networks by {_fmt(100 * diffs[0], 3)}% in "
+                       f"σ_test at the smallest width and {_fmt(100 * diffs[-1], 3)}% at the largest.")
+    finite = {w: m for w, m, *_ in fin}
+    pairs = [(r, finite[r["width"]]) for r in _donaldson_ok(stats) if r["width"] in finite]
+    if pairs:
+        lower = [r["width"] for r, m in pairs if r["sigma_test"] < m]
+        out.append(f"At the networks' parameter counts Donaldson's balanced metric reaches the lower σ_test at "
+                   f"{len(lower)} of {len(pairs)} widths" + (f" (N = {', '.join(map(str, lower))})." if lower else ".")
+                   + " " + "; ".join(f"N = {r['width']}: k = {r['k']}, σ {_fmt(r['sigma_test'])} vs {_fmt(m)}"
+                                     for r, m in pairs) + ".")
     return out
 
 
-def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None) -> Path:
-    """Read a sweep, write report.md, report.json and the figures; return report.md's path."""
+def _donaldson_section(stats: dict) -> list[str]:
+    """report.md's Donaldson table and its caption (or the note saying why it is absent)."""
+    lines = ["## Donaldson's balanced metric at each width's parameter count", ""]
+    if stats.get("donaldson_note"):
+        return lines + [f"Donaldson rows omitted: {stats['donaldson_note']}", ""]
+    rows = stats["donaldson"]
+    finite = {w: m for w, m, *_ in stats["finite_sigma"]}
+    lines += ["| width | network params | finite σ_test | Donaldson k | N_k | params of H | Donaldson σ_test | ± "
+              "| points for H | seconds |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        k = f"{r['k']} (k ≤ {r['k']} reached)" if r["capped"] else str(r["k"])
+        points = f"{r['n_points']}*" if r["n_points"] > r["n_points_train"] else str(r["n_points"])
+        lines.append(f"| {r['width']} | {r['n_params']} | {_fmt(finite.get(r['width'], math.nan))} | {k} | {r['N_k']} "
+                     f"| {r['params']} | {_fmt(r['sigma_test'])} | {_fmt(r['sigma_err'], 2)} | {points} "
+                     f"| {r['seconds']:.2g} |")
+    first = rows[0]
+    caption = [
+        "",
+        f"Donaldson k: the degree whose balanced H (sections of O(k), block-diagonal over the phase-symmetry "
+        f"sectors) has the number of real parameters closest to the network's; σ_test on the networks' "
+        f"{first['n_test']} test points. H is balanced on the {first['n_points_train']} training points, or, "
+        f"marked *, where {first['points_per_parameter']} points per parameter of H need more, on that many "
+        f"points sampled at the training split's seed (T(H) is a sum over points: σ includes its sampling error).",
+    ]
+    if any(r["capped"] for r in rows):
+        caption.append(f"\"k ≤ K reached\": the closest k lies beyond the budget (k ≤ {first['max_k']}, at most "
+                       f"{first['max_params']} parameters of H); K is the largest k it allows.")
+    unconverged = sorted({r["k"] for r in rows if not r["converged"] and r["error"] is None})
+    if unconverged:
+        ks = ", ".join(map(str, unconverged))
+        caption.append(f"The balanced iteration stopped before its tolerance at k = {ks}.")
+    for k, err in sorted({(r["k"], r["error"]) for r in rows if r["error"]}):
+        caption.append(f"k = {k} failed: {err}")
+    return lines + caption + [""]
+
+
+def write_report(
+    sweep_dir: str | Path,
+    out_dir: str | Path | None = None,
+    donaldson: bool = True,
+    donaldson_max_k: int = DONALDSON_MAX_K,
+    donaldson_max_params: int = DONALDSON_MAX_PARAMS,
+) -> Path:
+    """Read a sweep, write report.md, report.json and the figures; return report.md's path.
+
+    ``donaldson``: add the balanced-metric rows (``donaldson_rows`` with the given budget; a sweep
+    that lacks what they need gets a one-line note instead). report.json holds the stats of
+    ``summarize`` plus ``donaldson`` (the rows, [] when skipped) and ``donaldson_note``.
+    """
     sweep_dir = Path(sweep_dir)
     out_dir = Path(out_dir) if out_dir else sweep_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     records = collect(sweep_dir)
     stats = summarize(records)
+    stats["donaldson"], stats["donaldson_note"] = [], None
+    if donaldson:
+        try:
+            stats["donaldson"] = donaldson_rows(records, max_k=donaldson_max_k, max_params=donaldson_max_params)
+        except (ValueError, TypeError) as err:  # a sweep without the manifold block or n_params
+            stats["donaldson_note"] = str(err)
     figures = make_figures(records, stats, out_dir)
-    lines = [f"# Finite versus infinite width: {sweep_dir.name}", "", f"{len(records)} runs read from `{sweep_dir}`.", ""]
+    lines = [f"# Finite versus infinite width: {sweep_dir.name}", "",
+             f"{len(records)} runs read from `{sweep_dir}`.", ""]
     lines += ["## Conclusions (from the numbers below)", ""] + [f"- {c}" for c in conclusions(stats)] + [""]
-    lines += ["## σ_test by width", "", "| width | finite σ_test | ± | linearized σ_test | ± | kernel dist. at init | kernel change |", "|---|---|---|---|---|---|---|"]
+    lines += ["## σ_test by width", "",
+              "| width | finite σ_test | ± | linearized σ_test | ± | kernel dist. at init | kernel change |",
+              "|---|---|---|---|---|---|---|"]
     lin = {w: (m, e) for w, m, e, _ in stats["linearized_sigma"]}
     dist = {w: m for w, m, *_ in stats["kernel_dist0"]}
     change = {w: m for w, m, *_ in stats["kernel_change"]}
     for w, m, e, _ in stats["finite_sigma"]:
         lm, le = lin.get(w, (math.nan, math.nan))
-        lines.append(f"| {w} | {_fmt(m)} | {_fmt(e, 2)} | {_fmt(lm)} | {_fmt(le, 2)} | {_fmt(dist.get(w, math.nan))} | {_fmt(change.get(w, math.nan))} |")
+        lines.append(f"| {w} | {_fmt(m)} | {_fmt(e, 2)} | {_fmt(lm)} | {_fmt(le, 2)} "
+                     f"| {_fmt(dist.get(w, math.nan))} | {_fmt(change.get(w, math.nan))} |")
     lines += ["", f"Frozen-NTK flow (N = ∞): σ_test = {_fmt(stats['frozen_sigma'])}.", ""]
+    if donaldson:
+        lines += _donaldson_section(stats)
     lines += ["## Fitted slopes (log-log, over the per-width means; ± the standard error of the fit)", ""]
     for key, what in (("kernel_dist0", "kernel distance to Θ̄ at initialization"),
                       ("kernel_change", "relative kernel change during training"), ("sigma_gap", "|σ_N − σ_∞|")):
@@ -305,6 +607,5 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None) -> Pa
     lines += ["## Figures", ""] + [f"![{f}]({f}.png)" for f in figures] + [""]
     path = out_dir / "report.md"
     path.write_text("\n".join(lines))
-    serial = {k: v for k, v in stats.items()}
-    (out_dir / "report.json").write_text(json.dumps(serial, indent=2, default=str))
+    (out_dir / "report.json").write_text(json.dumps(stats, indent=2, default=str))
     return path
