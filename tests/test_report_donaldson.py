@@ -11,7 +11,7 @@ from nnflow.cli.report import main as report_main
 from nnflow.geometry import sample_points
 from nnflow.geometry.hypersurface import hypersurface_from_config
 from nnflow.report import degree_for_parameters, donaldson_rows, write_report
-from nnflow.report.sweep import (
+from nnflow.report.donaldson import (
     DONALDSON_MAX_ITERATIONS,
     DONALDSON_POINTS_PER_PARAMETER,
     DONALDSON_TOLERANCE,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from nnflow.report.sweep import _plt
+from nnflow.report.sweep import pyplot
 from nnflow.torus.study import groups
 
 METRICS_FIELDS = ("route", "kind", "width", "linearized", "sigma", "sigma_b", "t", "error", "rel_error",
@@ -142,7 +142,7 @@ def plot_curvature(plt, out: Path, frames: dict) -> str:
 
 def plot_all(out: Path, summary: dict, rows: list[dict], frames: dict | None) -> list[str]:
     """error_vs_sigma.png, error_vs_time.png, mode_rates.png and (n = 2, frames given) curvature.png."""
-    plt = _plt()
+    plt = pyplot()
     written = [plot_error_vs_sigma(plt, out, summary), plot_error_vs_time(plt, out, summary, rows)]
     if summary["modes"]:
         written.append(plot_mode_rates(plt, out, summary["modes"]))
