@@ -151,11 +151,32 @@ class PointSet:
 
     @classmethod
     def load(cls, path: str | Path, device=None) -> PointSet:
-        d = torch.load(Path(path), map_location=device, weights_only=True)
+        """Read a file written by ``save``.
+
+        Raises:
+            UnreadablePointSetError: the file is truncated, corrupt or not a PointSet (the
+                message names the file and the remedy; torch's own error is chained).
+            ValueError: an unsupported format version.
+        """
+        try:
+            d = torch.load(Path(path), map_location=device, weights_only=True)
+        except FileNotFoundError:
+            raise
+        except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, … by cause
+            raise UnreadablePointSetError(
+                f"{path} is not a readable PointSet file (truncated or corrupt: {type(err).__name__}); "
+                "delete it to re-sample the points"
+            ) from err
+        if not isinstance(d, dict) or not set(_TENSORS) <= set(d):
+            raise UnreadablePointSetError(f"{path} holds no PointSet (missing tensors); delete it to re-sample")
         if d.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"{path}: unsupported PointSet format {d.get('format_version')!r}")
         surface = Hypersurface.from_dict(d["surface"])
         return cls(surface, *(d[k] for k in _TENSORS), meta=d["meta"])
+
+
+class UnreadablePointSetError(ValueError):
+    """A PointSet file that cannot be read (truncated, corrupt, or another kind of file)."""
 
 
 _TENSORS = ("z", "weights", "omega2", "patch", "elim", "jac")

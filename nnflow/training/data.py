@@ -27,6 +27,7 @@ from torch.utils.data import (
 )
 
 from nnflow.geometry import Hypersurface, PointSet, sample_points
+from nnflow.geometry.pointset import UnreadablePointSetError
 from nnflow.validation import check_int
 
 log = logging.getLogger("nnflow")
@@ -100,7 +101,13 @@ def load_or_sample(cache_dir, surface: Hypersurface, split: str, n: int, seed: i
     """The cached PointSet if present, else sample it and write the cache."""
     path = cache_path(cache_dir, surface, split, n, seed)
     if path.exists():
-        return PointSet.load(path)
+        try:
+            return PointSet.load(path)
+        except UnreadablePointSetError as err:
+            # a cache is re-creatable: keep the bad file beside it (nothing is deleted) and re-sample
+            kept = path.with_name(path.name + ".unreadable")
+            path.replace(kept)
+            log.warning("%s; kept it as %s and re-sampling the %s split", err, kept, split)
     log.info("sampling %d %s points on %s (seed %d) → %s", n, split, surface.name, seed, path)
     points = sample_points(surface, n, seed=seed + SPLIT_SEED_OFFSET[split])
     points.save(path)

@@ -150,6 +150,21 @@ def build_kernel_tracking(cfg: DictConfig, run_dir: Path):
     )
 
 
+def read_checkpoint(path: Path) -> dict:
+    """A Lightning checkpoint as a dict, or ValueError naming the file and the remedy (a truncated
+    or corrupt file gives torch's internal "failed finding central directory" otherwise)."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # RuntimeError, EOFError, UnpicklingError, … depending on the damage
+        raise ValueError(
+            f"checkpoint {path} cannot be read ({type(err).__name__}: {err}); move it away to start "
+            "this run directory afresh, or pass resume=never"
+        ) from err
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise ValueError(f"checkpoint {path} holds no state_dict; move it away or pass resume=never")
+    return checkpoint
+
+
 def build_logger(cfg: DictConfig, run_dir: Path):
     if cfg.get("logger") is None:
         return False
@@ -239,6 +254,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
     last = ckpt_dir / "last.ckpt"
     resume = str(last) if cfg.resume == "auto" and last.exists() else None
     if resume:
+        read_checkpoint(last)  # an unreadable checkpoint stops here, named, before any work
         log.info("resuming from %s", resume)
     status, message = "completed", ""
     try:
@@ -247,7 +263,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
         status, message = "diverged", str(err)
         log.error("training stopped: %s", err)
         if last.exists():  # evaluate the last good state, not the broken one
-            state = torch.load(last, map_location="cpu", weights_only=False)["state_dict"]
+            state = read_checkpoint(last)["state_dict"]
             module.load_state_dict(state)
     stale = module.last_val_step != trainer.global_step and trainer.global_step > module.fit_start_step
     if status == "completed" and not trainer.fast_dev_run and stale:
