@@ -39,6 +39,7 @@ from collections.abc import Mapping
 
 import torch
 
+from nnflow.kernels import multiseries as ms
 from nnflow.kernels import taylor
 from nnflow.kernels.activations import NAMES
 from nnflow.kernels.derivatives import (
@@ -47,13 +48,17 @@ from nnflow.kernels.derivatives import (
     coordinate_jets,
     diagonal_sum,
     faa_di_bruno,
+    faa_di_bruno_general,
     hermite_gaussian,
     separable_sum,
     slot_gram,
+    slot_self_gram,
 )
+from nnflow.kernels.dual_series import dual_series
 from nnflow.kernels.duals import dual_derivatives, max_derivative
 from nnflow.kernels.points import Side, as_points, assemble, feature_side
 from nnflow.models.features import ProjectiveFeatures
+from nnflow.models.potential import FEATURE_SYMMETRIES, potential_features
 
 KINDS = ("ntk", "nngp")
 ANALYTIC_INITS = ("centered", "random", "zero_last")
@@ -77,18 +82,44 @@ class AnalyticKernel:
         feature_degree: k of the features.
         output_scale: α (kernels scale by α²).
         init: "centered" or "random" (same kernels), or "zero_last" (NTK = NNGP).
+        feature_symmetry: "none" (all degree-k entries, |x| = 1) or "phases" (the entries
+            invariant under ``phases``, standardized: models.potential.potential_features, the
+            finite model's own features).
+        phases, phase_order: the manifold's phase symmetries (Hypersurface.phase_symmetries()
+            and its degree), needed with feature_symmetry "phases".
+        general: use the general (x·x', |x|², |x'|²) route even on unit features (for checks).
     """
 
     smooth_order: float = math.inf  # derivatives of the potential kernel available at x = x'
 
-    def __init__(self, feature_degree: int = 1, output_scale: float = 1.0, init: str = "centered"):
+    def __init__(
+        self,
+        feature_degree: int = 1,
+        output_scale: float = 1.0,
+        init: str = "centered",
+        feature_symmetry: str = "none",
+        phases=None,
+        phase_order: int | None = None,
+        general: bool = False,
+    ):
         if not isinstance(feature_degree, int) or isinstance(feature_degree, bool) or feature_degree < 1:
             raise ValueError(f"feature_degree must be a positive integer; got {feature_degree!r}")
         if init not in ANALYTIC_INITS:
             raise ValueError(f"unknown init {init!r}; choose from {ANALYTIC_INITS}")
+        if feature_symmetry not in FEATURE_SYMMETRIES:
+            raise ValueError(f"unknown feature_symmetry {feature_symmetry!r}; choose from {FEATURE_SYMMETRIES}")
+        if feature_symmetry == "phases" and (phases is None or phase_order is None):
+            raise ValueError(
+                "feature_symmetry='phases' needs the manifold's phase symmetries: pass phases and phase_order "
+                "(Hypersurface.phase_symmetries() and the polynomial's degree; nnflow-train passes them)"
+            )
         self.feature_degree = feature_degree
         self.output_scale = float(output_scale)
         self.init = init
+        self.feature_symmetry = feature_symmetry
+        self.phases = None if feature_symmetry == "none" else torch.as_tensor(phases, dtype=torch.long)
+        self.phase_order = None if feature_symmetry == "none" else int(phase_order)
+        self.general = bool(general) or feature_symmetry != "none"  # |x| = 1 only on the full map
         self._features: dict[int, ProjectiveFeatures] = {}
 
     # ------------------------------------------------------------------ public API
@@ -146,7 +177,9 @@ class AnalyticKernel:
     # ------------------------------------------------------------------ helpers
     def _feature_map(self, n_coords: int) -> ProjectiveFeatures:
         if n_coords not in self._features:
-            self._features[n_coords] = ProjectiveFeatures(n_coords, self.feature_degree)
+            if self.phases is not None and self.phases.shape[-1] != n_coords:
+                raise ValueError(f"phases act on {self.phases.shape[-1]} coordinates; the points have {n_coords}")
+            self._features[n_coords] = potential_features(n_coords, self.feature_degree, self.phases, self.phase_order)
         return self._features[n_coords]
 
     def _check_kind(self, kind: str) -> str:
@@ -186,7 +219,13 @@ class MLPKernel(AnalyticKernel):
             Price quadrature otherwise).
         sigma_w, sigma_b: the layers' scales.
         input_scale: s, the network computes φ(s·x) (models.networks.MLP).
-        quadrature: force Price quadrature also where a closed form exists (for checks).
+        quadrature: force quadrature also where a closed form exists (for checks): Price on
+            unit features, Gauss–Hermite on the general route (dual_series.py).
+        features: feature_symmetry, phases, phase_order, general (AnalyticKernel).
+
+    On features with |x| ≠ 1 (feature_symmetry "phases") the layer variances differ per point
+    and the recursion runs on (c, q(x), q(x')) (``general_series``); on the full degree-k map it
+    reduces to the recursion in u alone (``series``, the fast path), which it must reproduce.
     """
 
     def __init__(
@@ -200,8 +239,9 @@ class MLPKernel(AnalyticKernel):
         init: str = "centered",
         input_scale: float = 1.0,
         quadrature: bool = False,
+        **features,
     ):
-        super().__init__(feature_degree, output_scale, init)
+        super().__init__(feature_degree, output_scale, init, **features)
         if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
             raise ValueError(f"depth must be a positive integer; got {depth!r}")
         if activation not in NAMES:
@@ -241,16 +281,63 @@ class MLPKernel(AnalyticKernel):
             c = new_c
         return taylor.derivatives(theta if kind == "ntk" else c)
 
+    def general_series(self, u, v, w, orders, kind: str = "ntk", d: int | None = None) -> dict:
+        """{(i, j, k): ∂_u^i ∂_v^j ∂_w^k F} of the NTK (or NNGP) without α², for the derivative orders.
+
+        With first = σ_w² s²/d, per-point variances q(x) and the dual V(c, q1, q2) of dual_series.py:
+
+            c_1 = first·u + σ_b²,   q_1(x) = first·|x|² + σ_b²,   Θ_1 = c_1,
+            c_{l+1} = σ_w² V(c_l, q_l(x), q_l(x')) + σ_b²,   q_{l+1}(x) = σ_w² V(q_l, q_l, q_l) + σ_b²,
+            Θ_{l+1} = c_{l+1} + σ_w² V_c(c_l, q_l(x), q_l(x')) Θ_l,
+
+        u (B1, B2) = x·x', v (B1, 1) = |x|², w (1, B2) = |x'|² (or all (B,) for pairs), each
+        carried as a trivariate series (multiseries.py) truncated to the orders (o1, o2).
+        """
+        if d is None:
+            raise ValueError("the feature dimension d is needed")
+        o1, o2 = orders
+        T = ms.Truncation(o1 + o2, o1, o2)
+        sw2, sb2 = self.sigma_w**2, self.sigma_b**2
+        first = sw2 * self.input_scale**2 / d
+        ntk = kind == "ntk"
+        c = ms.affine(ms.variable(u, 0, T), first, sb2)
+        q1 = ms.affine(ms.variable(v, 1, T), first, sb2)
+        q2 = ms.affine(ms.variable(w, 2, T), first, sb2)
+        theta = c
+        for _ in range(self.depth):
+            V, Vc = dual_series(self.activation, c, q1, q2, T, slope=ntk, quadrature=self.quadrature)
+            new_c = ms.affine(V, sw2, sb2)
+            if ntk:
+                theta = ms.add(new_c, ms.affine(ms.mul(Vc, theta, T), sw2))
+            q1, q2 = (
+                ms.affine(dual_series(self.activation, q, q, q, T, slope=False, quadrature=self.quadrature)[0], sw2, sb2)
+                for q in (q1, q2)
+            )
+            c = new_c
+        return ms.partial_derivatives(theta if ntk else c)
+
     def _block(self, s1: Side, s2: Side, orders, kind: str) -> torch.Tensor:
-        u = s1.value @ s2.value.T
-        F = self.series(u, sum(orders), kind, s1.value.shape[-1])
+        x, y = s1.value, s2.value
+        u = x @ y.T
+        n = max(s1.n, s2.n)
+        if self.general:
+            v, w = x.square().sum(-1)[:, None], y.square().sum(-1)[None, :]
+            F = self.general_series(u, v, w, orders, kind, x.shape[-1])
+            if orders == (0, 0):
+                return F[ms.ZERO]
+            G1 = slot_self_gram(s1.rows, s1.n) if orders[0] else None
+            G2 = slot_self_gram(s2.rows, s2.n) if orders[1] else None
+            return faa_di_bruno_general(F, slot_gram(s1.rows, s2.rows, s1.n, s2.n), G1, G2, n, orders)
+        F = self.series(u, sum(orders), kind, x.shape[-1])
         if orders == (0, 0):
             return F[0]
-        n = max(s1.n, s2.n)
         return faa_di_bruno(F, slot_gram(s1.rows, s2.rows, s1.n, s2.n), n, orders)
 
     def _potential_features(self, x1, x2, kind):
         u = (x1 * x2).sum(-1)
+        if self.general:
+            v, w = x1.square().sum(-1), x2.square().sum(-1)
+            return self.general_series(u, v, w, (0, 0), kind, x1.shape[-1])[ms.ZERO]
         return self.series(u, 0, kind, x1.shape[-1])[0]
 
 
@@ -264,8 +351,9 @@ class _GaussianSumKernel(AnalyticKernel):
         feature_degree: int = 1,
         output_scale: float = 1.0,
         init: str = "centered",
+        **features,
     ):
-        super().__init__(feature_degree, output_scale, init)
+        super().__init__(feature_degree, output_scale, init, **features)
         self.sigma_a = _positive("sigma_a", sigma_a)
         self.sigma_b = _positive("sigma_b", sigma_b)
 
@@ -338,8 +426,9 @@ class GaussNetKernel(_GaussianSumKernel):
         feature_degree: int = 1,
         output_scale: float = 1.0,
         init: str = "centered",
+        **features,
     ):
-        super().__init__(sigma_a, sigma_b, feature_degree, output_scale, init)
+        super().__init__(sigma_a, sigma_b, feature_degree, output_scale, init, **features)
         self.sigma_c = _positive("sigma_c", sigma_c, allow_zero=True)
         self.ntk_factor = 1.0 + self.sigma_c**2
 
@@ -360,16 +449,23 @@ class GaussianKernel(AnalyticKernel):
     since |x| = 1. It is the NNGP of an infinitely wide random-Fourier-feature network
     Σ_i a_i cos(b_i·x + c_i) with b ~ N(0, I/ℓ²) (up to σ_a²/2), the seed talk's "Gaussian
     kernel". As a function of u alone it takes the same Faà di Bruno fast path as the MLP
-    kernels, with F^(k)(u) = ℓ^{−2k} F(u). NNGP and NTK are the same kernel here.
+    kernels, with F^(k)(u) = ℓ^{−2k} F(u). NNGP and NTK are the same kernel here. On general
+    features (feature_symmetry "phases") it is F(u, v, w) = exp((2u − v − w)/(2ℓ²)), the same
+    exp(−|x − x'|²/(2ℓ²)), on the general route of the MLP kernels.
 
     Args:
         lengthscale: ℓ > 0 in feature space (features have |x − x'| ≤ √2).
     """
 
     def __init__(
-        self, lengthscale: float = 0.5, feature_degree: int = 1, output_scale: float = 1.0, init: str = "centered"
+        self,
+        lengthscale: float = 0.5,
+        feature_degree: int = 1,
+        output_scale: float = 1.0,
+        init: str = "centered",
+        **features,
     ):
-        super().__init__(feature_degree, output_scale, init)
+        super().__init__(feature_degree, output_scale, init, **features)
         self.lengthscale = _positive("lengthscale", lengthscale)
 
     def __repr__(self) -> str:
@@ -381,13 +477,31 @@ class GaussianKernel(AnalyticKernel):
         F = torch.exp((u - 1) * inv)
         return [F * inv**k for k in range(order + 1)]
 
+    def general_series(self, u, v, w, orders) -> dict:
+        """{(i, j, k): ∂_u^i ∂_v^j ∂_w^k F} of F = exp((2u − v − w)/(2ℓ²)) without α²."""
+        inv = 1.0 / self.lengthscale**2
+        F = torch.exp((2 * u - v - w) * (0.5 * inv))
+        keys = ms.Truncation(sum(orders), orders[0], orders[1]).keys()
+        return {(i, j, k): F * inv**i * (-0.5 * inv) ** (j + k) for i, j, k in keys}
+
     def _block(self, s1: Side, s2: Side, orders, kind: str) -> torch.Tensor:
-        F = self.series(s1.value @ s2.value.T, sum(orders))
+        x, y = s1.value, s2.value
+        n = max(s1.n, s2.n)
+        if self.general:
+            F = self.general_series(x @ y.T, x.square().sum(-1)[:, None], y.square().sum(-1)[None, :], orders)
+            if orders == (0, 0):
+                return F[ms.ZERO]
+            G1 = slot_self_gram(s1.rows, s1.n) if orders[0] else None
+            G2 = slot_self_gram(s2.rows, s2.n) if orders[1] else None
+            return faa_di_bruno_general(F, slot_gram(s1.rows, s2.rows, s1.n, s2.n), G1, G2, n, orders)
+        F = self.series(x @ y.T, sum(orders))
         if orders == (0, 0):
             return F[0]
-        return faa_di_bruno(F, slot_gram(s1.rows, s2.rows, s1.n, s2.n), max(s1.n, s2.n), orders)
+        return faa_di_bruno(F, slot_gram(s1.rows, s2.rows, s1.n, s2.n), n, orders)
 
     def _potential_features(self, x1, x2, kind):
+        if self.general:
+            return self.general_series((x1 * x2).sum(-1), x1.square().sum(-1), x2.square().sum(-1), (0, 0))[ms.ZERO]
         return self.series((x1 * x2).sum(-1), 0)[0]
 
 
@@ -398,7 +512,8 @@ _OPTIONS = {
     "gaussnet": ("sigma_a", "sigma_b", "sigma_c"),
     "gaussian": ("lengthscale",),
 }
-_IGNORED = {"_target_", "network", "width", "parameterization", "seed", "n_coords", "kahler_t"}
+_IGNORED = {"_target_", "network", "width", "parameterization", "seed", "n_coords", "kahler_t", "max_features"}
+_FEATURE_OPTIONS = ("feature_degree", "feature_symmetry", "phases", "phase_order", "output_scale", "init", "general")
 
 
 def analytic_kernel(model, **overrides) -> AnalyticKernel:
@@ -408,11 +523,13 @@ def analytic_kernel(model, **overrides) -> AnalyticKernel:
         model: a KahlerPotential, or a mapping with ``network`` ("mlp", "cosnet", "gaussnet",
             or "gaussian": the RBF kernel on the features, lengthscale ℓ, no network)
             and the width-independent options (depth, activation, sigma_w, sigma_b, sigma_a,
-            sigma_c, feature_degree, output_scale, init); width and _target_ are ignored.
+            sigma_c, feature_degree, output_scale, init) and the feature options
+            (feature_symmetry; with "phases" also phases and phase_order, the manifold's phase
+            symmetries, which nnflow-train passes); width and _target_ are ignored.
         overrides: extra constructor options (e.g. quadrature=True).
     Raises:
         ValueError: for parameterization "standard" (the kernels are derived for "ntk"),
-            feature_symmetry other than "none", an unknown network, or an unknown option.
+            an unknown network, or an unknown option.
     """
     cfg = _config_of(model)
     network = cfg.pop("network", "mlp")
@@ -421,12 +538,10 @@ def analytic_kernel(model, **overrides) -> AnalyticKernel:
     param = cfg.get("parameterization", "ntk")
     if param != "ntk":
         raise ValueError(f"analytic kernels are derived for parameterization 'ntk'; got {param!r}")
-    symmetry = cfg.pop("feature_symmetry", "none")
-    if symmetry != "none":
-        raise ValueError(
-            f"analytic kernels are derived for the full projective features; got feature_symmetry={symmetry!r}"
-        )
-    known = set(_OPTIONS[network]) | {"feature_degree", "output_scale", "init"}
+    if cfg.get("feature_symmetry", "none") == "none":  # phases without the symmetry are not used
+        cfg.pop("phases", None)
+        cfg.pop("phase_order", None)
+    known = set(_OPTIONS[network]) | set(_FEATURE_OPTIONS)
     options = {}
     for key, value in cfg.items():
         if key in known:
@@ -452,6 +567,8 @@ def _config_of(model) -> dict:
             output_scale=model.output_scale,
             init=model.init,
         )
+        if model.features.phases is not None:
+            cfg.update(phases=model.features.phases, phase_order=model.features.phase_order)
         return cfg
     if not isinstance(model, Mapping):  # a DictConfig is a Mapping too
         raise TypeError(f"expected a KahlerPotential or a config mapping; got {type(model).__name__}")

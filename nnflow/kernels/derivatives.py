@@ -31,6 +31,7 @@ by ``slot_matrix``.
 
 from __future__ import annotations
 
+import itertools
 import math
 from functools import cache
 
@@ -176,6 +177,90 @@ def faa_di_bruno(F: list[torch.Tensor], M: torch.Tensor, n: int, orders) -> torc
     return to_real(out, n, (o1, o2))
 
 
+def slot_self_gram(T: torch.Tensor, n: int) -> torch.Tensor:
+    """Per-point bilinear Gram of one side's jet slots: (B, R, D) packed rows → (B, S, S)."""
+    complex_dtype = torch.complex128 if T.dtype == torch.float64 else torch.complex64
+    S = slot_matrix(n, T.device).to(complex_dtype) @ T.to(complex_dtype)
+    return S @ S.transpose(-1, -2)
+
+
+def _norm_block(G: torch.Tensor, n: int, derivs) -> torch.Tensor:
+    """∂^S |x|² for S ⊂ {'d', 'dbar'} of one side from its self Gram G (B, S, S), shaped (B, a, b).
+
+    |x|² = x·x, so ∂^S |x|² = Σ_{S' ⊂ S} ∂^{S'} x · ∂^{S∖S'} x (each split once per order).
+    """
+    kinds = set(derivs)
+    s, shape = _slot_block(n, derivs)
+    x = slice(0, 1)
+    if kinds in ({"d"}, {"dbar"}):
+        return (G[:, x, s] + G[:, s, x].transpose(-1, -2)).reshape(-1, *shape)
+    d, db = _slot_block(n, ["d"])[0], _slot_block(n, ["dbar"])[0]
+    both = G[:, x, s] + G[:, s, x].transpose(-1, -2)  # x·∂∂̄x twice
+    cross = G[:, d, db] + G[:, db, d].transpose(-1, -2)  # ∂_a x·∂̄_b x twice, (B, a, b)
+    return both.reshape(-1, n, n) + cross
+
+
+def _assignments(part, orders):
+    """Each block of a partition of the labels goes to u, or to v (side-1 labels only) or w (side 2)."""
+    choices = []
+    for block in part:
+        sides = {side for side, _ in block}
+        options = ["u"]
+        if sides == {1}:
+            options.append("v")
+        if sides == {2}:
+            options.append("w")
+        choices.append(options)
+    return list(itertools.product(*choices))
+
+
+def faa_di_bruno_general(
+    F: dict, M: torch.Tensor, G1: torch.Tensor | None, G2: torch.Tensor | None, n: int, orders
+) -> torch.Tensor:
+    """∂^{o1}∂'^{o2} F(u, v, w) for u = x·x', v = |x|², w = |x'|², in real components.
+
+    The multivariate Faà di Bruno formula: for every set partition π of the derivative labels
+    and every assignment of its blocks to u (any block), v (blocks of side-1 labels) or w
+    (side 2), the term ∂_u^{#u}∂_v^{#v}∂_w^{#w}F · Π_B ∂^B(its variable). With |x| = 1 the v
+    and w blocks vanish and this is ``faa_di_bruno``.
+
+    Args:
+        F: {(i, j, k): ∂_u^i ∂_v^j ∂_w^k F}, each broadcastable to (B1, B2).
+        M: (B1, B2, S1, S2) slot Gram of the two sides; G1 (B1, S1, S1), G2 (B2, S2, S2) the
+            sides' self Grams (``slot_self_gram``; None for an order-0 side).
+        n, orders: as in ``faa_di_bruno``.
+    Returns:
+        (B1, B2[, m1][, m2]) real.
+    """
+    o1, o2 = check_orders(orders)
+    n1, n2 = (n if o1 else 0), (n if o2 else 0)
+    B1, B2 = M.shape[:2]
+    full = (B1, B2, max(n1, 1), max(n1, 1), max(n2, 1), max(n2, 1))
+    out = None
+    for part in set_partitions(_labels((o1, o2))):
+        views = []
+        for block in part:
+            view = {"u": _block_view(M, n1, n2, block)}
+            side1 = [k for side, k in block if side == 1]
+            side2 = [k for side, k in block if side == 2]
+            if side1 and not side2:
+                view["v"] = _norm_block(G1, n1, side1).reshape(B1, 1, *_slot_block(n1, side1)[1], 1, 1)
+            if side2 and not side1:
+                view["w"] = _norm_block(G2, n2, side2).reshape(1, B2, 1, 1, *_slot_block(n2, side2)[1])
+            views.append(view)
+        for assignment in _assignments(part, (o1, o2)):
+            key = (assignment.count("u"), assignment.count("v"), assignment.count("w"))
+            if key not in F:
+                continue
+            term = F[key].to(M.dtype).expand(B1, B2).reshape(B1, B2, 1, 1, 1, 1)
+            for view, var in zip(views, assignment):
+                term = term * view[var]
+            term = term.expand(full)
+            out = term if out is None else out + term
+    out = out.reshape(B1, B2, n_components(n, o1), n_components(n, o2))
+    return to_real(out, n, (o1, o2))
+
+
 # ---------------------------------------------------------------------- coordinate sums
 def coordinate_jets(value: torch.Tensor, d: torch.Tensor | None, dd: torch.Tensor | None, order: int):
     """Per-coordinate derivative tensors of one side, in real components.
@@ -292,9 +377,11 @@ __all__ = [
     "coordinate_jets",
     "diagonal_sum",
     "faa_di_bruno",
+    "faa_di_bruno_general",
     "hermite_gaussian",
     "separable_sum",
     "set_partitions",
     "slot_gram",
+    "slot_self_gram",
     "to_real",
 ]
