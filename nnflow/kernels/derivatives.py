@@ -200,18 +200,21 @@ def _norm_block(G: torch.Tensor, n: int, derivs) -> torch.Tensor:
     return both.reshape(-1, n, n) + cross
 
 
-def _assignments(part, orders):
-    """Each block of a partition of the labels goes to u, or to v (side-1 labels only) or w (side 2)."""
-    choices = []
-    for block in part:
-        sides = {side for side, _ in block}
-        options = ["u"]
-        if sides == {1}:
-            options.append("v")
-        if sides == {2}:
-            options.append("w")
-        choices.append(options)
-    return list(itertools.product(*choices))
+def _product(tensors):
+    out = None
+    for t in tensors:
+        out = t if out is None else out * t
+    return out
+
+
+def _side_sums(u_views: list, own_views: list) -> dict:
+    """{k: Σ over the ways to give k of a side's blocks to v (or w), the rest to u, of the products}."""
+    out: dict = {}
+    for mask in itertools.product((0, 1), repeat=len(u_views)):
+        term = _product([own if m else u for u, own, m in zip(u_views, own_views, mask)])
+        k = sum(mask)
+        out[k] = term if k not in out else out[k] + term
+    return out
 
 
 def faa_di_bruno_general(
@@ -222,7 +225,9 @@ def faa_di_bruno_general(
     The multivariate Faà di Bruno formula: for every set partition π of the derivative labels
     and every assignment of its blocks to u (any block), v (blocks of side-1 labels) or w
     (side 2), the term ∂_u^{#u}∂_v^{#v}∂_w^{#w}F · Π_B ∂^B(its variable). With |x| = 1 the v
-    and w blocks vanish and this is ``faa_di_bruno``.
+    and w blocks vanish and this is ``faa_di_bruno``. Per partition the assignments are summed
+    side by side (the side-only blocks have at most n² components), so the full-size
+    (B1, B2, n, n, n, n) work is a few products per partition, as on the fast path.
 
     Args:
         F: {(i, j, k): ∂_u^i ∂_v^j ∂_w^k F}, each broadcastable to (B1, B2).
@@ -236,27 +241,40 @@ def faa_di_bruno_general(
     n1, n2 = (n if o1 else 0), (n if o2 else 0)
     B1, B2 = M.shape[:2]
     full = (B1, B2, max(n1, 1), max(n1, 1), max(n2, 1), max(n2, 1))
+    coef = {key: value.to(M.dtype).expand(B1, B2).reshape(B1, B2, 1, 1, 1, 1) for key, value in F.items()}
     out = None
     for part in set_partitions(_labels((o1, o2))):
-        views = []
+        r = len(part)
+        one, two, mixed = [], [], []  # (u view, own view) of side-1-only and side-2-only blocks; mixed u views
         for block in part:
-            view = {"u": _block_view(M, n1, n2, block)}
             side1 = [k for side, k in block if side == 1]
             side2 = [k for side, k in block if side == 2]
+            u = _block_view(M, n1, n2, block)
             if side1 and not side2:
-                view["v"] = _norm_block(G1, n1, side1).reshape(B1, 1, *_slot_block(n1, side1)[1], 1, 1)
-            if side2 and not side1:
-                view["w"] = _norm_block(G2, n2, side2).reshape(1, B2, 1, 1, *_slot_block(n2, side2)[1])
-            views.append(view)
-        for assignment in _assignments(part, (o1, o2)):
-            key = (assignment.count("u"), assignment.count("v"), assignment.count("w"))
-            if key not in F:
+                one.append((u, _norm_block(G1, n1, side1).reshape(B1, 1, *_slot_block(n1, side1)[1], 1, 1)))
+            elif side2 and not side1:
+                two.append((u, _norm_block(G2, n2, side2).reshape(1, B2, 1, 1, *_slot_block(n2, side2)[1])))
+            else:
+                mixed.append(u)
+        S1 = _side_sums([u for u, _ in one], [v for _, v in one])
+        S2 = _side_sums([u for u, _ in two], [w for _, w in two])
+        acc = None
+        for j, s1 in S1.items():
+            inner = None
+            for k, s2 in S2.items():
+                key = (r - j - k, j, k)
+                if key not in coef:
+                    continue
+                t = coef[key] if s2 is None else coef[key] * s2
+                inner = t if inner is None else inner + t
+            if inner is None:
                 continue
-            term = F[key].to(M.dtype).expand(B1, B2).reshape(B1, B2, 1, 1, 1, 1)
-            for view, var in zip(views, assignment):
-                term = term * view[var]
-            term = term.expand(full)
-            out = term if out is None else out + term
+            t = inner if s1 is None else inner * s1
+            acc = t if acc is None else acc + t
+        if acc is None:
+            continue
+        term = (acc if not mixed else acc * _product(mixed)).expand(full)
+        out = term if out is None else out + term
     out = out.reshape(B1, B2, n_components(n, o1), n_components(n, o2))
     return to_real(out, n, (o1, o2))
 
