@@ -14,10 +14,17 @@ training points with
 and the metric anywhere — held-out points included — follows from the kernel. r_0 is the
 starting metric (g_FS, or a network's g at θ0, which is g_FS for a centered network).
 
-Θ(train, train) is either stored (dense: (N·m)² numbers) or applied blockwise from a kernel
-function (matrix-free: never stored; memory set by the block size). Under torch.distributed
-the rows of Θ (training points) are sharded across ranks: each rank stores or computes its
-rows only and the products are all-gathered (same result as one process).
+Θ(train, train) is either stored (dense: (N·m)² numbers), applied blockwise from a kernel
+function (matrix-free: never stored; memory set by the block size), or replaced by its
+Nyström approximation on p landmark training points L (low rank, ``nystrom_factor``):
+
+    Θ(x, x') ≈ Θ(x, L) W⁺ Θ(L, x'),   W = Θ(L, L) = V Λ Vᵀ,   Θ(train, train) ≈ U Uᵀ,
+    U = Θ(train, L) V Λ^{−1/2}   ((N·m) × r, r ≤ p·m: the eigenvalues above rtol·λ_max),
+
+so a step costs O(N m r) and the memory is U; the metric anywhere uses Θ(x, L) V Λ^{−1/2} Uᵀc,
+the same approximation. Under torch.distributed the rows of Θ (training points) are sharded
+across ranks (dense and matrix-free): each rank stores or computes its rows only and the
+products are all-gathered (same result as one process).
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from nnflow.distributed import gather_rows, row_range
+from nnflow.distributed import gather_rows, row_range, world
 from nnflow.flows.losses import monge_ampere_loss
 from nnflow.geometry.fubini_study import fs_metric, pullback
 from nnflow.geometry.hermitian import hermitian_to_real, real_to_hermitian
@@ -88,6 +95,27 @@ def cross_matrix(kernel: MetricKernelFn, z1, jac1, z2, jac2, block: int) -> torc
     return torch.cat(out, 0)
 
 
+def nystrom_factor(
+    kernel: MetricKernelFn, z, jac, landmarks: torch.Tensor, block: int, rtol: float = 1e-12
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Nyström factors (module doc) of Θ(train, train) on the landmark rows ``landmarks``.
+
+    Args:
+        z, jac: the training points (N, N+1), (N, n, N+1); landmarks: (p,) long indices into them.
+        rtol: eigenvalues of W below rtol·λ_max are dropped (W⁺ is the pseudo-inverse).
+    Returns:
+        (U, P): U (N·m, r) with Θ(train, train) ≈ U Uᵀ, and P = V Λ^{−1/2} (p·m, r), so that
+        Θ(x, train) c ≈ Θ(x, L) P (Uᵀ c). U is built block by block (Θ(train, L) is never stored whole).
+    """
+    zl, jl = z[landmarks], jac[landmarks]
+    W = assemble_dense(kernel, zl, jl, block)
+    evals, evecs = torch.linalg.eigh(0.5 * (W + W.T))
+    keep = evals > rtol * evals.max()
+    P = evecs[:, keep] / evals[keep].sqrt()
+    rows = [cross_matrix(kernel, z[i : i + block], jac[i : i + block], zl, jl, block) @ P for i in range(0, len(z), block)]
+    return torch.cat(rows), P
+
+
 def apply_blockwise(
     kernel: MetricKernelFn, z, jac, train_z, train_jac, c: torch.Tensor, block: int
 ) -> torch.Tensor:
@@ -119,6 +147,10 @@ class FrozenKernelFlow(nn.Module):
             is one matrix-vector product. 0 disables the cache.
         loss_fn: optional loss L(g_train) → scalar replacing Monge–Ampère (e.g. the squared
             distance to a target metric, whose flow has a closed form); g_train is (N, n, n).
+        low_rank: None, or the number p of landmark training points of the Nyström route
+            (module doc; one process only): overrides ``dense``. rank = kept eigenvalues.
+        landmark_seed: which p points (a seeded random subset of the training points).
+        low_rank_rtol: eigenvalue cut of W⁺.
     Attributes:
         coefficients: buffer c (N, m), the state.
         time: buffer, NTK time t reached.
@@ -135,10 +167,17 @@ class FrozenKernelFlow(nn.Module):
         block_size: int = 512,
         loss_fn: Callable | None = None,
         cache_mb: float = 2048,
+        low_rank: int | None = None,
+        landmark_seed: int = 0,
+        low_rank_rtol: float = 1e-12,
     ):
         super().__init__()
         if block_size <= 0:
             raise ValueError(f"block_size must be positive; got {block_size}")
+        if low_rank is not None and not (isinstance(low_rank, int) and 0 < low_rank <= len(train)):
+            raise ValueError(f"low_rank (landmark points) must be an integer in 1..{len(train)} (n_train); got {low_rank!r}")
+        if low_rank is not None and world()[1] > 1:
+            raise ValueError("the low-rank (Nyström) frozen flow runs in one process; use dense or matrix-free with DDP")
         self.kernel = kernel
         self.block = int(block_size)
         self.dense = bool(dense)
@@ -153,7 +192,18 @@ class FrozenKernelFlow(nn.Module):
         self.register_buffer("time", torch.zeros((), dtype=r0.dtype))
         # Under torch.distributed each rank owns a block of rows (training points) of Θ.
         self.rows = row_range(len(train))
-        matrix = assemble_dense(kernel, train.z, train.jac, self.block, self.rows) if dense else None
+        self.low_rank = low_rank
+        factor = projector = landmarks = None
+        if low_rank is not None:
+            self.dense = False
+            gen = torch.Generator().manual_seed(int(landmark_seed))
+            landmarks = torch.randperm(len(train), generator=gen)[:low_rank].sort().values.to(train.z.device)
+            factor, projector = nystrom_factor(kernel, train.z, train.jac, landmarks, self.block, low_rank_rtol)
+        self.register_buffer("factor", factor, persistent=False)
+        self.register_buffer("projector", projector, persistent=False)
+        self.register_buffer("landmarks", landmarks, persistent=False)
+        self.rank = None if factor is None else factor.shape[1]
+        matrix = assemble_dense(kernel, train.z, train.jac, self.block, self.rows) if self.dense else None
         self.register_buffer("matrix", matrix, persistent=False)
         self._r_cache: torch.Tensor | None = None  # r on train for the current state
         if cache_mb < 0:
@@ -173,11 +223,22 @@ class FrozenKernelFlow(nn.Module):
     # ------------------------------------------------------------------ metric
     def kernel_apply(self, z: torch.Tensor, jac: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """Σ_{x'∈train} Θ(x, x') c(x'): (B, N+1), (B, n, N+1), (N, m) → (B, m)."""
+        if self.factor is not None:
+            return (self.cross_rows(z, jac) @ (self.factor.T @ c.reshape(-1))).reshape(z.shape[0], -1)
         return apply_blockwise(self.kernel, z, jac, self.train_z, self.train_jac, c, self.block)
+
+    def cross_rows(self, z: torch.Tensor, jac: torch.Tensor) -> torch.Tensor:
+        """What multiplies Uᵀc (low rank): Θ(x, L) P, (B·m, r) (module doc), or Θ(x, train) otherwise."""
+        if self.factor is None:
+            return cross_matrix(self.kernel, z, jac, self.train_z, self.train_jac, self.block)
+        zl, jl = self.train_z[self.landmarks], self.train_jac[self.landmarks]
+        return cross_matrix(self.kernel, z, jac, zl, jl, self.block) @ self.projector
 
     def train_matvec(self, c: torch.Tensor) -> torch.Tensor:
         """Θ(train, train) c: (N, m) → (N, m) (each rank computes its rows, then all-gather)."""
         rows = self.rows
+        if self.factor is not None:
+            return (self.factor @ (self.factor.T @ c.reshape(-1))).reshape(-1, c.shape[1])
         if self.matrix is not None:
             local = (self.matrix @ c.reshape(-1)).reshape(-1, c.shape[1])
         else:
@@ -194,17 +255,18 @@ class FrozenKernelFlow(nn.Module):
 
     def cross_apply(self, z: torch.Tensor, jac: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """kernel_apply through the cache of cross-kernel matrices (module doc of cache_mb)."""
+        # low rank: the cached rows multiply Uᵀc (r numbers), otherwise c itself
+        vec = c.reshape(-1) if self.factor is None else self.factor.T @ c.reshape(-1)
         for z_seen, matrix in self._cross:
             if z_seen.shape == z.shape and z_seen.device == z.device and torch.equal(z_seen, z):
-                return (matrix @ c.reshape(-1)).reshape(z.shape[0], -1)
+                return (matrix @ vec).reshape(z.shape[0], -1)
         N, m = c.shape
-        size = z.shape[0] * N * m * m * c.element_size()
+        size = z.shape[0] * m * vec.numel() * c.element_size()
         used = sum(mat.numel() * mat.element_size() for _, mat in self._cross)
         if used + size > self.cache_bytes:
             return self.kernel_apply(z, jac, c)
-        matrix = cross_matrix(self.kernel, z, jac, self.train_z, self.train_jac, self.block)
-        self._cross.append((z.clone(), matrix))
-        return (self._cross[-1][1] @ c.reshape(-1)).reshape(z.shape[0], m)
+        self._cross.append((z.clone(), self.cross_rows(z, jac)))
+        return (self._cross[-1][1] @ vec).reshape(z.shape[0], m)
 
     def metric(self, z: torch.Tensor, jac: torch.Tensor) -> torch.Tensor:
         """g_t at any points: g_0 − Σ Θ(x, train) c, (B, N+1), (B, n, N+1) → (B, n, n)."""
@@ -277,26 +339,41 @@ class FrozenKernelFlow(nn.Module):
 
 
 KERNEL_KINDS = ("analytic", "empirical")
+TANGENT_KINDS = ("ntk", "nngp")
 
 
 def metric_kernel_from_options(
-    kind: str, n_coords: int, seed: int | None = None, dtype: torch.dtype = torch.float64, **network
+    kind: str,
+    n_coords: int,
+    seed: int | None = None,
+    dtype: torch.dtype = torch.float64,
+    kernel_kind: str = "ntk",
+    **network,
 ) -> MetricKernelFn:
     """A metric kernel function (z1, jac1, z2, jac2) → (B1, B2, m, m) from model options.
 
     Args:
-        kind: "analytic" — the infinite-width NTK of the architecture (nnflow.kernels.analytic);
+        kind: "analytic" — the infinite-width kernel of the architecture (nnflow.kernels.analytic);
             "empirical" — the metric-NTK of one network of that architecture at its
             initialization θ0 (same seed → same network as a finite run).
-        network: the conf/model options (network, width, depth, activation, sigma_*, …).
+        kernel_kind: "ntk" (every layer trained) or "nngp" (only the last layer trained: its
+            tangent kernel is the NNGP); analytic only.
+        network: the conf/model options (network, width, depth, activation, sigma_*, feature
+            options; with feature_symmetry "phases" also phases and phase_order).
     """
     from nnflow.kernels import analytic_kernel, initial_params, metric_ntk
     from nnflow.models.potential import build_potential
 
+    if kernel_kind not in TANGENT_KINDS:
+        raise ValueError(f"config value model.kernel_kind={kernel_kind!r} must be one of {TANGENT_KINDS}")
     if kind == "analytic":
         kern = analytic_kernel(network)
-        # 64-point chunks keep the (64², n², n²) complex temporaries in cache
-        return lambda z1, j1, z2, j2: kern.metric((z1, j1), (z2, j2), chunk_size=64)
+        # 64-point chunks keep the fast path's (64², n², n²) complex temporaries in cache; the
+        # general route's per-block series work is amortized over 256-point chunks
+        chunk = 256 if kern.general else 64
+        return lambda z1, j1, z2, j2: kern.metric((z1, j1), (z2, j2), kind=kernel_kind, chunk_size=chunk)
+    if kind == "empirical" and kernel_kind != "ntk":
+        raise ValueError("model.kernel_kind='nngp' is the infinite-width last-layer kernel: use model.kernel=analytic")
     if kind == "empirical":
         model = build_potential(n_coords=n_coords, seed=seed, **network).to(dtype)
         theta0 = initial_params(model)
@@ -315,20 +392,27 @@ def build_frozen_flow(
     block_size: int = 512,
     cache_mb: float = 2048,
     seed: int | None = None,
+    kernel_kind: str = "ntk",
+    low_rank: int | None = None,
     **network,
 ) -> FrozenKernelFlow:
     """The frozen-NTK flow of a network architecture on ``train`` (what conf/model/frozen_ntk builds).
 
     Args:
         kernel: "analytic" (infinite width) or "empirical" (one network at initialization).
+        kernel_kind: "ntk", or "nngp" (the flow of training only the last layer, analytic).
         dense: True, False, or "auto" (dense when len(train) ≤ dense_limit).
+        low_rank: None, or the landmark points of the Nyström route (overrides dense; the
+            landmarks are a subset drawn with ``seed``).
         network: architecture options for the kernel (network, depth, activation, …).
     """
     if dense == "auto":
         dense = len(train) <= dense_limit
     dtype = train.weights.dtype
-    fn = metric_kernel_from_options(kernel, train.surface.n_coords, seed=seed, dtype=dtype, **network)
+    fn = metric_kernel_from_options(
+        kernel, train.surface.n_coords, seed=seed, dtype=dtype, kernel_kind=kernel_kind, **network
+    )
     return FrozenKernelFlow(
         fn, train, kappa=kappa, power=power, start=fs_start(kahler_t), dense=bool(dense), block_size=block_size,
-        cache_mb=cache_mb,
+        cache_mb=cache_mb, low_rank=None if low_rank is None else int(low_rank), landmark_seed=int(seed or 0),
     )

@@ -242,7 +242,7 @@ def faa_di_bruno_general(
     B1, B2 = M.shape[:2]
     full = (B1, B2, max(n1, 1), max(n1, 1), max(n2, 1), max(n2, 1))
     coef = {key: value.to(M.dtype).expand(B1, B2).reshape(B1, B2, 1, 1, 1, 1) for key, value in F.items()}
-    out = None
+    out = torch.zeros(full, dtype=M.dtype, device=M.device)
     for part in set_partitions(_labels((o1, o2))):
         r = len(part)
         one, two, mixed = [], [], []  # (u view, own view) of side-1-only and side-2-only blocks; mixed u views
@@ -258,6 +258,8 @@ def faa_di_bruno_general(
                 mixed.append(u)
         S1 = _side_sums([u for u, _ in one], [v for _, v in one])
         S2 = _side_sums([u for u, _ in two], [w for _, w in two])
+        # Full-size (B1, B2, n, n, n, n) work only in the in-place accumulations: a mixed block
+        # takes a label of each side, so with one the side sums stay below n² per pair.
         acc = None
         for j, s1 in S1.items():
             inner = None
@@ -269,12 +271,16 @@ def faa_di_bruno_general(
                 inner = t if inner is None else inner + t
             if inner is None:
                 continue
+            if not mixed:
+                if s1 is None:
+                    out.add_(inner)
+                else:
+                    out.addcmul_(inner, s1)
+                continue
             t = inner if s1 is None else inner * s1
             acc = t if acc is None else acc + t
-        if acc is None:
-            continue
-        term = (acc if not mixed else acc * _product(mixed)).expand(full)
-        out = term if out is None else out + term
+        if acc is not None:
+            out.addcmul_(_product([acc] + mixed[:-1]), mixed[-1])
     out = out.reshape(B1, B2, n_components(n, o1), n_components(n, o2))
     return to_real(out, n, (o1, o2))
 
