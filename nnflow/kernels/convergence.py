@@ -24,6 +24,7 @@ from nnflow.kernels.analytic import analytic_kernel
 from nnflow.kernels.diagnostics import alignment, leading_eigenvalues, relative_frobenius
 from nnflow.kernels.empirical import IMPLEMENTATIONS, KERNEL_ORDERS, empirical_kernel
 from nnflow.models import build_potential
+from nnflow.models.potential import phase_options
 from nnflow.provenance import provenance
 from nnflow.validation import check_choice, check_int, check_positive
 
@@ -72,6 +73,7 @@ def kernel_convergence(cfg: Mapping, surface: Hypersurface, device: torch.device
     """
     validate_convergence_config(cfg)
     model_cfg = {k: v for k, v in cfg["model"].items() if k != "kind"}  # kind: how it trains, not the architecture
+    model_cfg |= phase_options(surface, model_cfg.get("feature_symmetry", "none"))
     analytic = analytic_kernel(model_cfg)  # validates the model options up front
     orders = KERNEL_ORDERS[cfg["kernel"]]
     analytic.check_smooth(sum(orders), "ntk")  # e.g. relu has no metric kernel
@@ -107,6 +109,8 @@ def kernel_convergence(cfg: Mapping, surface: Hypersurface, device: torch.device
         "network": model_cfg.get("network", "mlp"),
         "activation": model_cfg.get("activation"),
         "depth": model_cfg.get("depth"),
+        "feature_degree": model_cfg.get("feature_degree", 1),
+        "feature_symmetry": model_cfg.get("feature_symmetry", "none"),
         "implementation": cfg["implementation"],
         "chunk_size": chunk_size,
         "device": str(device),

@@ -39,9 +39,9 @@ from nnflow.kernels.activations import NAMES
 from nnflow.kernels.activations import derivatives as activation_derivatives
 from nnflow.kernels.duals import CLOSED_FORMS
 
-HERMITE_TERMS = 200
-HERMITE_NODES = 260
-HERMITE_TOL = 1e-17
+HERMITE_TERMS = 300
+HERMITE_NODES = 360
+HERMITE_TOL = 1e-16
 
 
 def dual_series(

@@ -195,6 +195,14 @@ def _jet_with_params(network: nn.Module, params: dict, jet: Jet) -> Jet:
         return functional_jet(network, params, jet)
 
 
+def phase_options(surface, feature_symmetry: str = "none") -> dict:
+    """{"phases", "phase_order"} of a manifold for feature_symmetry "phases", else {} (what the
+    feature maps of build_potential and the analytic kernels need besides the model config)."""
+    if feature_symmetry == "phases":
+        return {"phases": surface.phase_symmetries(), "phase_order": surface.degree}
+    return {}
+
+
 def build_potential(
     network: str = "mlp",
     n_coords: int = 5,

@@ -28,6 +28,7 @@ from nnflow.flows.losses import class_kappa, loss_power
 from nnflow.geometry.hypersurface import hypersurface_from_config
 from nnflow.geometry.measures import evaluate_metric
 from nnflow.models import build_potential
+from nnflow.models.potential import phase_options
 from nnflow.precision import PRECISIONS, set_precision
 from nnflow.provenance import provenance
 from nnflow.training.callbacks import MetricsCSV, plot_sigma
@@ -100,9 +101,7 @@ def duplicate_of_reference(cfg: DictConfig) -> str | None:
 
 def symmetry_kwargs(cfg: DictConfig, surface) -> dict:
     """The manifold's phase symmetries for ``feature_symmetry: phases`` (any kind), else nothing."""
-    if cfg.model.get("feature_symmetry", "none") == "phases":
-        return {"phases": surface.phase_symmetries(), "phase_order": surface.degree}
-    return {}
+    return phase_options(surface, cfg.model.get("feature_symmetry", "none"))
 
 
 def model_kwargs(cfg: DictConfig, surface) -> dict:
