@@ -132,9 +132,14 @@ def _hermite_partials(activation, c0, q10, q20, keys) -> dict:
     size = h1.abs().flatten(0, -2).amax(0) * h2.abs().flatten(0, -2).amax(0)  # (terms,)
     j = torch.arange(HERMITE_TERMS, dtype=size.dtype, device=size.device)
     weight = size * (j + 1) ** pmax
-    alive = torch.nonzero(weight > HERMITE_TOL * weight.max()).flatten()
-    last = int(alive.max()) if alive.numel() else 0
-    if last + 1 >= HERMITE_TERMS - 2:
+    try:
+        alive = torch.nonzero(weight > HERMITE_TOL * weight.max()).flatten()
+        last = int(alive.max()) if alive.numel() else 0
+    except RuntimeError:  # under torch.func transforms (vmap has no dynamic shapes): sum every term
+        last = None
+    if last is None:
+        last = HERMITE_TERMS - 1 - pmax
+    elif last + 1 >= HERMITE_TERMS - 2:
         raise ValueError(
             f"the Hermite series of the {activation} dual activation has not converged in {HERMITE_TERMS} terms "
             f"at variances up to {float(torch.maximum(q10.max(), q20.max())):.3g}; use a smaller input_scale "

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import resource
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -294,6 +295,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
         "n_test": len(data.split("test")),
         "n_params": n_params,
         "flow_time": float(model.time) if frozen else None,
+        "kernel_rank": getattr(model, "rank", None) if frozen else None,  # the Nyström route's rank
+        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,  # Linux: KiB
         "steps": trainer.global_step,
         "epochs": trainer.current_epoch,
         "seconds": time.perf_counter() - start,
