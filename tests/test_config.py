@@ -38,7 +38,7 @@ BUILT = {"finite": KahlerPotential, "linearized": LinearizedPotential, "frozen":
 # model configs with their own factory (_target_) and what it builds
 OWN_FACTORY = {"model=bergman": BergmanPotential}
 # the keys only a frozen flow reads (frozen_ntk.yaml adds them to the mlp.yaml architecture)
-FLOW_KEYS = {"kind", "kernel", "dense", "dense_limit", "block_size"}
+FLOW_KEYS = {"kind", "kernel", "dense", "dense_limit", "block_size", "kernel_kind", "low_rank"}
 
 
 def surface_of(cfg):

@@ -13,7 +13,8 @@ import torch
 from nnflow.flows.frozen import FrozenKernelFlow, build_frozen_flow, metric_kernel_from_options
 from nnflow.flows.losses import class_kappa
 from nnflow.geometry.measures import fs_det, sigma_measure
-from nnflow.kernels import analytic_kernel, hermitian_to_real, multiseries as ms
+from nnflow.kernels import analytic_kernel, hermitian_to_real
+from nnflow.kernels import multiseries as ms
 from nnflow.kernels.analytic import GaussianKernel, MLPKernel
 from nnflow.kernels.dual_series import dual_series
 from nnflow.kernels.gp import MetricKernel, encode_points
@@ -87,7 +88,8 @@ def test_gauss_hermite_duals_match_closed_forms(activation):
 def test_hermite_route_kernel_matches_closed_form_on_phase_features(point_cache, quintic):
     _, sym = quintic
     pts = point_cache("fermat_quintic", 3)
-    opts = dict(depth=2, activation="erf", sigma_w=1.2, input_scale=0.5, feature_degree=5, feature_symmetry="phases", **sym)
+    opts = dict(depth=2, activation="erf", sigma_w=1.2, input_scale=0.5, feature_degree=5, feature_symmetry="phases")
+    opts |= sym
     assert_close_matrices(MLPKernel(quadrature=True, **opts).metric(pts), MLPKernel(**opts).metric(pts), rtol=1e-10)
 
 

@@ -112,7 +112,9 @@ def nystrom_factor(
     evals, evecs = torch.linalg.eigh(0.5 * (W + W.T))
     keep = evals > rtol * evals.max()
     P = evecs[:, keep] / evals[keep].sqrt()
-    rows = [cross_matrix(kernel, z[i : i + block], jac[i : i + block], zl, jl, block) @ P for i in range(0, len(z), block)]
+    rows = [
+        cross_matrix(kernel, z[i : i + block], jac[i : i + block], zl, jl, block) @ P for i in range(0, len(z), block)
+    ]
     return torch.cat(rows), P
 
 
@@ -175,9 +177,11 @@ class FrozenKernelFlow(nn.Module):
         if block_size <= 0:
             raise ValueError(f"block_size must be positive; got {block_size}")
         if low_rank is not None and not (isinstance(low_rank, int) and 0 < low_rank <= len(train)):
-            raise ValueError(f"low_rank (landmark points) must be an integer in 1..{len(train)} (n_train); got {low_rank!r}")
+            raise ValueError(
+                f"model.low_rank (landmark points) must be an integer in 1..{len(train)} (n_train); got {low_rank!r}"
+            )
         if low_rank is not None and world()[1] > 1:
-            raise ValueError("the low-rank (Nyström) frozen flow runs in one process; use dense or matrix-free with DDP")
+            raise ValueError("the low-rank (Nyström) frozen flow runs in one process; use dense or matrix-free for DDP")
         self.kernel = kernel
         self.block = int(block_size)
         self.dense = bool(dense)

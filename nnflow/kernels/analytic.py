@@ -309,12 +309,13 @@ class MLPKernel(AnalyticKernel):
             new_c = ms.affine(V, sw2, sb2)
             if ntk:
                 theta = ms.add(new_c, ms.affine(ms.mul(Vc, theta, T), sw2))
-            q1, q2 = (
-                ms.affine(dual_series(self.activation, q, q, q, T, slope=False, quadrature=self.quadrature)[0], sw2, sb2)
-                for q in (q1, q2)
-            )
+            q1, q2 = (ms.affine(self._diagonal_dual(q, T), sw2, sb2) for q in (q1, q2))
             c = new_c
         return ms.partial_derivatives(theta if ntk else c)
+
+    def _diagonal_dual(self, q: ms.Series, T: ms.Truncation) -> ms.Series:
+        """V(q, q, q) = E[σ(u)²] at Var u = q (the next layer's variance), as a series."""
+        return dual_series(self.activation, q, q, q, T, slope=False, quadrature=self.quadrature)[0]
 
     def _block(self, s1: Side, s2: Side, orders, kind: str) -> torch.Tensor:
         x, y = s1.value, s2.value
