@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 
 from nnflow.cli import CONFIG_DIR, device_from_config, print_summary, run_dir
 from nnflow.geometry.hypersurface import hypersurface_from_config
-from nnflow.validation import check_choice, check_int, check_positive
+from nnflow.validation import check_bool, check_choice, check_int, check_positive
 
 log = logging.getLogger("nnflow")
 
@@ -25,11 +25,13 @@ def validate(cfg: DictConfig) -> None:
     check_int(cfg, "threads", allow_none=("threads",))
     check_positive(cfg, "tolerance", "kahler_t")
     check_choice(cfg, "symmetry", ("phases", "none"))
+    check_bool(cfg, "save_h")
 
 
 def donaldson(cfg: DictConfig) -> tuple[dict, object]:
     """The balanced metric of cfg and its measures: (result dict, BalancedMetric)."""
     from nnflow.algebraic import balanced_metric, section_basis
+    from nnflow.feasibility import check_feasible, sampling
     from nnflow.geometry import sample_points
     from nnflow.provenance import provenance
     from nnflow.training.data import (
@@ -43,6 +45,8 @@ def donaldson(cfg: DictConfig) -> tuple[dict, object]:
     surface = hypersurface_from_config(cfg.manifold)
     start = time.perf_counter()
     basis = section_basis(surface, int(cfg.k), cfg.symmetry)
+    check_feasible(sampling(int(cfg.n_points), surface.n_coords), sampling(int(cfg.n_test), surface.n_coords, "n_test"),
+                   device=device, max_memory_gb=cfg.get("max_memory_gb"))
     log.info("%s on %s: %d parameters; sampling %d points", basis, surface.name, basis.n_parameters, cfg.n_points)
     points = sample_points(surface, int(cfg.n_points), seed=int(cfg.seed), device=device)
     metric = balanced_metric(
