@@ -131,7 +131,9 @@ def available_bytes(device=None, max_memory_gb: float | None = None) -> tuple[in
         except ValueError as err:
             raise ValueError(f"environment variable {ENV_LIMIT}={limit!r} must be a number of GiB") from err
     if max_memory_gb is not None:
-        return int(float(max_memory_gb) * GIB), "the limit max_memory_gb"
+        if isinstance(max_memory_gb, bool) or not isinstance(max_memory_gb, (int, float)) or not max_memory_gb > 0:
+            raise ValueError(f"config value max_memory_gb={max_memory_gb!r} must be a positive number (GiB) or null")
+        return int(max_memory_gb * GIB), "the limit max_memory_gb"
     device = torch.device(device) if device is not None else torch.device("cpu")
     if device.type == "cuda" and torch.cuda.is_available():
         return int(torch.cuda.mem_get_info(device)[0]), f"free memory on {device}"
