@@ -311,3 +311,24 @@ def test_report_rejects(kind, error, message, tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.startswith("nnflow-report: ") and str(directory) in err
     assert not (tmp_path / kind / "report.md").exists()
+
+
+# ---------------------------------------------------------------------- what cannot be rejected
+@pytest.mark.parametrize("psi,near", [(0.999, True), (0.5, False)])
+def test_measure_json_says_what_a_near_singular_member_means(psi, near):
+    import warnings
+
+    from nnflow.cli.measure import measure
+    from nnflow.geometry.singularity import NEAR_SINGULAR_PSI, NearSingularWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result, _ = measure(
+            _compose(
+                "measure", ["manifold=dwork_quintic", f"manifold.psi={psi}", "n_points=100", "curvature_points=20"]
+            )
+        )
+    note = result["smoothness"]
+    assert note["method"] == "diagonal formula" and note["distance"] == pytest.approx(abs(psi**5 - 1))
+    assert note["near_singular"] is near and (note["distance"] < NEAR_SINGULAR_PSI) is near
+    assert ("meaning" in note) is near and any(isinstance(w.message, NearSingularWarning) for w in caught) is near
