@@ -7,6 +7,7 @@ import torch
 from nnflow.feasibility import (
     ENV_LIMIT,
     GIB,
+    SAMPLING_FACTOR,
     InfeasibleError,
     available_bytes,
     check_feasible,
@@ -39,7 +40,7 @@ def test_pointset_estimate_is_its_stored_size(name):
         for t in (points.z, points.weights, points.omega2, points.patch, points.elim, points.jac)
     )
     assert pointset_bytes(7, points.surface.n_coords) == stored
-    assert sampling(7, points.surface.n_coords).bytes == 2 * stored
+    assert sampling(7, points.surface.n_coords).bytes == SAMPLING_FACTOR * stored
 
 
 @pytest.mark.parametrize("kind", sorted(KERNEL_ORDERS))
