@@ -92,15 +92,22 @@ def dense_kernels(n_points: int, components: tuple[int, int], copies: int = 1, k
     )
 
 
-def frozen_flow(n_train: int, dim: int, dense: bool, block_size: int, key: str = "data.n_train") -> Estimate:
-    """The frozen flow's kernel on ``n_train`` points of an n-fold (m = n² components)."""
+def frozen_flow(
+    n_train: int, dim: int, dense: bool, block_size: int, rows: slice | None = None, key: str = "data.n_train"
+) -> Estimate:
+    """The frozen flow's kernel on ``n_train`` points of an n-fold (m = n² components).
+
+    ``rows``: the training points whose rows of Θ this process stores (under torch.distributed,
+    ``nnflow.distributed.row_range``); default all.
+    """
     m = dim * dim
     block = min(int(block_size), int(n_train))
     workspace = 2 * kernel_bytes(block, (m, m))
+    n_rows = n_train if rows is None else len(range(n_train)[rows])
     if dense:
         return Estimate(
-            f"the frozen flow's dense Θ(train, train) of shape ({n_train}·{m})² ({key})",
-            kernel_bytes(n_train, (m, m)) + workspace,
+            f"the frozen flow's dense Θ(train, train), {n_rows}·{m} rows of {n_train}·{m} ({key})",
+            kernel_bytes(n_rows, (m, m), n_train) + workspace,
             "use the matrix-free flow (model.dense=false, memory set by model.block_size) or fewer training "
             f"points ({key})",
         )

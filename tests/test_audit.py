@@ -138,7 +138,7 @@ TRAIN_ROWS = [
     pytest.param(
         [*FROZEN, "model.dense=true", "data.n_train=3000000"],
         InfeasibleError,
-        r"dense Θ\(train, train\).*model\.dense=false",
+        r"dense Θ\(train, train\), 3000000·1 rows of 3000000·1.*model\.dense=false",
         id="frozen-dense-beyond-memory",
     ),
     pytest.param(

@@ -328,7 +328,8 @@ def build_frozen_flow(
     """
     if dense == "auto":
         dense = len(train) <= dense_limit
-    check_feasible(frozen_flow_memory(len(train), train.dim, bool(dense), block_size), device=train.device)
+    check_feasible(frozen_flow_memory(len(train), train.dim, bool(dense), block_size, row_range(len(train))),
+                   device=train.device)  # this process's rows of Θ, before any is assembled
     dtype = train.weights.dtype
     fn = metric_kernel_from_options(kernel, train.surface.n_coords, seed=seed, dtype=dtype, **network)
     return FrozenKernelFlow(
