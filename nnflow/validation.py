@@ -34,7 +34,8 @@ def check_int(cfg: Mapping, *keys: str, minimum: int = 1, allow_none: tuple[str,
             continue
         if value is _MISSING or not isinstance(value, int) or isinstance(value, bool) or value < minimum:
             shown = "missing" if value is _MISSING else repr(value)
-            raise ValueError(f"config value {key}={shown} must be an integer ≥ {minimum}")
+            bound = "" if minimum <= -(2**63) else f" ≥ {minimum}"  # a seed: any integer torch takes
+            raise ValueError(f"config value {key}={shown} must be an integer{bound}")
 
 
 def check_positive(cfg: Mapping, *keys: str, allow_none: tuple[str, ...] = ()) -> None:
@@ -67,3 +68,13 @@ def check_list(cfg: Mapping, key: str, positive_int: bool = False, allow_empty: 
         if not ok or v <= 0:
             kind = "positive integers" if positive_int else "positive numbers"
             raise ValueError(f"config value {key}={values!r} must be a list of {kind}")
+
+
+def check_bool(cfg: Mapping, *keys: str) -> None:
+    """Each key must hold true or false (Hydra parses `key=maybe` as the string 'maybe')."""
+    for key in keys:
+        value = select(cfg, key, _MISSING)
+        if not isinstance(value, bool):
+            shown = "missing" if value is _MISSING else repr(value)
+            raise ValueError(f"config value {key}={shown} must be true or false")
+

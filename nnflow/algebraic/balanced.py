@@ -273,9 +273,18 @@ class BalancedMetric:
     @classmethod
     def load(cls, path: str | Path) -> tuple[BalancedMetric, dict | None]:
         """(metric, the surface's dict or None) from ``save``'s file."""
-        d = torch.load(Path(path), map_location="cpu", weights_only=True)
-        if d.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{path}: unsupported balanced-metric format {d.get('format_version')!r}")
+        try:
+            d = torch.load(Path(path), map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise
+        except Exception as err:  # truncated, corrupt or foreign: torch's message alone names no file
+            raise ValueError(
+                f"{path} is not a readable balanced metric ({type(err).__name__}: {str(err)[:200]}); "
+                "write it again with nnflow-donaldson (save_h=true)"
+            ) from err
+        if not isinstance(d, dict) or d.get("format_version") != FORMAT_VERSION:
+            version = d.get("format_version") if isinstance(d, dict) else None
+            raise ValueError(f"{path}: unsupported balanced-metric format {version!r} (not from nnflow-donaldson?)")
         return cls(SectionBasis.from_dict(d["basis"]), d["blocks"], d["kahler_t"], d["info"]), d["surface"]
 
 

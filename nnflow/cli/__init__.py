@@ -22,6 +22,10 @@ def run_dir() -> Path:
 
 
 def device_from_config(name: str) -> torch.device:
+    """The torch device of config value ``device``: cpu, cuda or cuda:<index> (ValueError otherwise)."""
+    ok = isinstance(name, str) and (name in ("cpu", "cuda") or (name.startswith("cuda:") and name[5:].isdigit()))
+    if not ok:
+        raise ValueError(f"config value device={name!r} must be cpu, cuda or cuda:<index>")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device={name!r} requested but CUDA is not available")
     return torch.device(name)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import time
+import warnings
 
 import hydra
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from nnflow.cli import CONFIG_DIR, device_from_config, print_summary, run_dir
 from nnflow.geometry.hypersurface import hypersurface_from_config
-from nnflow.validation import check_choice, check_int, check_positive
+from nnflow.validation import check_bool, check_choice, check_int, check_positive
 
 log = logging.getLogger("nnflow")
 
@@ -25,11 +26,14 @@ def validate(cfg: DictConfig) -> None:
     check_int(cfg, "threads", allow_none=("threads",))
     check_positive(cfg, "tolerance", "kahler_t")
     check_choice(cfg, "symmetry", ("phases", "none"))
+    check_bool(cfg, "save_h")
 
 
 def donaldson(cfg: DictConfig) -> tuple[dict, object]:
     """The balanced metric of cfg and its measures: (result dict, BalancedMetric)."""
     from nnflow.algebraic import balanced_metric, section_basis
+    from nnflow.algebraic.balanced import check_sample_size
+    from nnflow.feasibility import check_feasible, sampling
     from nnflow.geometry import sample_points
     from nnflow.provenance import provenance
     from nnflow.training.data import (
@@ -40,9 +44,14 @@ def donaldson(cfg: DictConfig) -> tuple[dict, object]:
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     device = device_from_config(cfg.device)
-    surface = hypersurface_from_config(cfg.manifold)
+    surface = hypersurface_from_config(OmegaConf.to_container(cfg.manifold, resolve=True))
     start = time.perf_counter()
     basis = section_basis(surface, int(cfg.k), cfg.symmetry)
+    with warnings.catch_warnings():  # only the error here, before sampling; balanced_metric warns
+        warnings.simplefilter("ignore")
+        check_sample_size(basis, int(cfg.n_points))
+    check_feasible(sampling(int(cfg.n_points), surface.n_coords), sampling(int(cfg.n_test), surface.n_coords, "n_test"),
+                   device=device, max_memory_gb=cfg.get("max_memory_gb"))
     log.info("%s on %s: %d parameters; sampling %d points", basis, surface.name, basis.n_parameters, cfg.n_points)
     points = sample_points(surface, int(cfg.n_points), seed=int(cfg.seed), device=device)
     metric = balanced_metric(
@@ -68,7 +77,8 @@ def main(cfg: DictConfig) -> float:
     result, metric = donaldson(cfg)
     out = run_dir()
     if cfg.save_h:
-        metric.save(out / "balanced.pt", surface=hypersurface_from_config(cfg.manifold))
+        surface = hypersurface_from_config(OmegaConf.to_container(cfg.manifold, resolve=True))
+        metric.save(out / "balanced.pt", surface=surface)
     (out / "donaldson.json").write_text(json.dumps(result, indent=2))
     log.info("wrote %s", out / "donaldson.json")
     summary = {k: result[k] for k in ("manifold", "k", "N_k", "sigma", "sigma_err", "iterations", "seconds")}

@@ -16,7 +16,9 @@ def compare(cfg: DictConfig) -> tuple[dict, dict]:
 
     Returns (result dict, {"points", "empirical", "analytic"}).
     """
+    from nnflow.feasibility import check_feasible, dense_kernels, kernel_components, sampling
     from nnflow.kernels.convergence import kernel_convergence, validate_convergence_config
+    from nnflow.kernels.empirical import KERNEL_ORDERS
 
     options = OmegaConf.to_container(cfg, resolve=True)
     validate_convergence_config(options)  # before anything is set or sampled
@@ -24,6 +26,9 @@ def compare(cfg: DictConfig) -> tuple[dict, dict]:
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     surface = hypersurface_from_config(options["manifold"])
+    n, orders = int(cfg.n_points), KERNEL_ORDERS[cfg.kernel]
+    check_feasible(sampling(n, surface.n_coords), dense_kernels(n, kernel_components(orders, surface.dim), copies=3),
+                   device=device, max_memory_gb=cfg.get("max_memory_gb"))  # Θ̄, the mean and one network's
     return kernel_convergence(options, surface, device)
 
 

@@ -12,19 +12,24 @@ from omegaconf import DictConfig, OmegaConf
 from nnflow.cli import CONFIG_DIR, device_from_config, run_dir, write_summary
 from nnflow.geometry.hypersurface import hypersurface_from_config
 from nnflow.provenance import provenance
-from nnflow.validation import check_positive
+from nnflow.validation import check_bool, check_int, check_positive
 
 log = logging.getLogger("nnflow")
 
 
 def measure(cfg: DictConfig) -> tuple[dict, object]:
     """Sample points and measure the Fubini–Study metric; returns (result dict, PointSet)."""
+    from nnflow.feasibility import check_feasible, sampling
     from nnflow.geometry import sample_points
     from nnflow.geometry.measures import measure_fubini_study
 
-    check_positive(cfg, "n_points", "kahler_t", "curvature_points", allow_none=("curvature_points",))
+    check_int(cfg, "n_points", "curvature_points", allow_none=("curvature_points",))
+    check_int(cfg, "seed", minimum=-(2**63))  # any integer torch takes as a seed
+    check_positive(cfg, "kahler_t")
+    check_bool(cfg, "save_points")
     device = device_from_config(cfg.device)
     surface = hypersurface_from_config(OmegaConf.to_container(cfg.manifold, resolve=True))
+    check_feasible(sampling(int(cfg.n_points), surface.n_coords), device=device, max_memory_gb=cfg.get("max_memory_gb"))
     start = time.perf_counter()
     log.info("sampling %d points on %s (seed %d)", cfg.n_points, surface, cfg.seed)
     points = sample_points(surface, int(cfg.n_points), seed=int(cfg.seed), device=device)
@@ -33,6 +38,7 @@ def measure(cfg: DictConfig) -> tuple[dict, object]:
     result = measure_fubini_study(points, t=float(cfg.kahler_t), curvature_points=cfg.curvature_points)
     result.update(
         manifold=surface.name,
+        smoothness=smoothness(surface.check_smooth()),  # memoized by sampling: free
         seed=int(cfg.seed),
         kahler_t=float(cfg.kahler_t),
         seconds_sampling=t_sample,
@@ -41,6 +47,14 @@ def measure(cfg: DictConfig) -> tuple[dict, object]:
         provenance=provenance(device),
     )
     return result, points
+
+
+def smoothness(report) -> dict:
+    """The singularity check's outcome for measure.json; near a singular member σ and χ mean little."""
+    out = {"method": report.method, "distance": report.distance, "near_singular": report.near_singular}
+    if report.near_singular:
+        out["meaning"] = "close to a singular member: σ and χ converge slowly, expect large errors at this n_points"
+    return out
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="measure")

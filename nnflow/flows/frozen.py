@@ -35,6 +35,8 @@ import torch
 from torch import nn
 
 from nnflow.distributed import gather_rows, row_range, world
+from nnflow.feasibility import check_feasible
+from nnflow.feasibility import frozen_flow as frozen_flow_memory
 from nnflow.flows.losses import monge_ampere_loss
 from nnflow.geometry.fubini_study import fs_metric, pullback
 from nnflow.geometry.hermitian import hermitian_to_real, real_to_hermitian
@@ -412,6 +414,10 @@ def build_frozen_flow(
     """
     if dense == "auto":
         dense = len(train) <= dense_limit
+    check_feasible(
+        frozen_flow_memory(len(train), train.dim, bool(dense), block_size, row_range(len(train)), low_rank=low_rank),
+        device=train.device,
+    )  # this process's rows of Θ (or the Nyström factor), before any is assembled
     dtype = train.weights.dtype
     fn = metric_kernel_from_options(
         kernel, train.surface.n_coords, seed=seed, dtype=dtype, kernel_kind=kernel_kind, **network

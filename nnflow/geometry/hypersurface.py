@@ -279,10 +279,26 @@ def hypersurface_from_config(config: Mapping) -> Hypersurface:
     Args:
         config: a plain mapping (``OmegaConf.to_container(cfg.manifold, resolve=True)``); not modified.
     Raises:
-        ValueError: if ``name`` is missing or unknown (listing the known ones).
+        ValueError: if ``name`` is missing or unknown (listing the known ones), a parameter is
+            missing (Hydra's ``???``) or bad (e.g. not Calabi–Yau); the message names the keys.
         TypeError: for a parameter the preset does not take.
     """
     params = dict(config)
     if "name" not in params:
         raise ValueError(f"manifold config {params!r} has no 'name'; known: {sorted(PRESETS) + ['custom']}")
-    return make_hypersurface(params.pop("name"), **params)
+    name = params.pop("name")
+    missing = [f"manifold.{key}" for key, value in params.items() if value == "???"]
+    if missing:
+        raise ValueError(f"manifold={name}: config value {', '.join(missing)} is missing (???)")
+    try:
+        return make_hypersurface(name, **params)
+    except (ValueError, TypeError) as err:
+        if type(err) not in (ValueError, TypeError):  # a subclass carries its own message
+            raise
+        given = ", ".join(f"manifold.{key}={_short_repr(value)}" for key, value in params.items())
+        raise type(err)(f"manifold={name} ({given or 'no parameters'}): {err}") from err
+
+
+def _short_repr(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

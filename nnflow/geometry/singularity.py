@@ -157,6 +157,12 @@ class SmoothnessReport:
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
 
+    @property
+    def near_singular(self) -> bool:
+        """Smooth but closer to a singular member than the warning threshold of its method."""
+        limit = NEAR_SINGULAR_PSI if self.method == "diagonal formula" else NEAR_SINGULAR_DISTANCE
+        return self.smooth and self.distance < limit
+
 
 def format_point(z: torch.Tensor, digits: int = 4) -> str:
     """[z_0 : … : z_N] with the largest coordinate scaled to 1, each printed to ``digits``."""

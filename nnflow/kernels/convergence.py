@@ -26,7 +26,7 @@ from nnflow.kernels.empirical import IMPLEMENTATIONS, KERNEL_ORDERS, empirical_k
 from nnflow.models import build_potential
 from nnflow.models.potential import phase_options
 from nnflow.provenance import provenance
-from nnflow.validation import check_choice, check_int, check_positive
+from nnflow.validation import check_choice, check_int, check_positive, select
 
 log = logging.getLogger("nnflow")
 
@@ -45,6 +45,8 @@ def _default_dtype(dtype: torch.dtype):
 def validate_convergence_config(cfg: Mapping) -> None:
     """Raise ValueError naming the first bad key of a conf/kernel.yaml mapping."""
     check_int(cfg, "n_points", "seeds", "model.width", "top_eigenvalues")
+    if select(cfg, "model.depth") is not None:  # architectures without depth have no key
+        check_int(cfg, "model.depth")
     check_int(cfg, "chunk_size", "threads", allow_none=("chunk_size", "threads"))
     check_positive(cfg, "kahler_t")
     check_choice(cfg, "kernel", tuple(KERNEL_ORDERS))

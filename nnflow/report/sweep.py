@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -36,6 +37,8 @@ import yaml
 
 from nnflow.fits import power_law_fit
 from nnflow.report.donaldson import DONALDSON_MAX_K, DONALDSON_MAX_PARAMS, donaldson_rows, params_by_width
+
+log = logging.getLogger("nnflow")
 
 FIGURES = ("kernel_distance_vs_width", "kernel_change_vs_width", "sigma_vs_width", "sigma_vs_params", "sigma_curves")
 
@@ -62,10 +65,20 @@ def collect(sweep_dir: str | Path) -> list[dict]:
     (final relative change), the σ_val curve (time, sigma) in NTK time, and config (the run's
     resolved config.yaml as a dict, {} if absent).
     """
-    records = []
-    for summary_path in sorted(Path(sweep_dir).rglob("summary.json")):
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        what = "is not a directory" if sweep_dir.exists() else "does not exist"
+        raise FileNotFoundError(f"sweep directory {sweep_dir} {what}: pass an nnflow-train multirun directory")
+    records, foreign = [], []
+    for summary_path in sorted(sweep_dir.rglob("summary.json")):
         run = summary_path.parent
-        summary = json.loads(summary_path.read_text())
+        try:
+            summary = json.loads(summary_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{summary_path} is not readable JSON ({err}); re-run that job or move it away") from err
+        if not isinstance(summary, dict) or ("sigma_test" not in summary and summary.get("status") != "skipped"):
+            foreign.append(str(summary_path.relative_to(sweep_dir)))  # e.g. nnflow-ricci's summary.json
+            continue
         if summary.get("status") == "skipped":
             continue
         cfg = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").exists() else {}
@@ -92,7 +105,10 @@ def collect(sweep_dir: str | Path) -> list[dict]:
             }
         )
     if not records:
-        raise ValueError(f"no run summaries under {sweep_dir}")
+        found = f" (its summary.json files are not nnflow-train runs: {', '.join(foreign[:3])})" if foreign else ""
+        raise ValueError(f"no run summaries of nnflow-train under {sweep_dir}{found}")
+    if foreign:
+        log.warning("skipped %d summary.json files not from nnflow-train: %s", len(foreign), ", ".join(foreign[:3]))
     return records
 
 
@@ -399,8 +415,8 @@ def write_report(
     """
     sweep_dir = Path(sweep_dir)
     out_dir = Path(out_dir) if out_dir else sweep_dir
+    records = collect(sweep_dir)  # first: a missing, empty or foreign directory stops before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
-    records = collect(sweep_dir)
     stats = summarize(records)
     stats["donaldson"], stats["donaldson_note"] = [], None
     if donaldson:

@@ -50,7 +50,7 @@ from nnflow.torus.reference import (
     mode_amplitude,
     ricci_flow,
 )
-from nnflow.validation import check_choice, check_int, check_list, check_positive, select
+from nnflow.validation import check_bool, check_choice, check_int, check_list, check_positive, select
 
 log = logging.getLogger("nnflow")
 
@@ -71,6 +71,8 @@ def validate(cfg: Mapping) -> None:
     if not cfg["modes"]["amplitude"] <= 0.01:
         raise ValueError(f"config value modes.amplitude={cfg['modes']['amplitude']!r} must be ≤ 0.01 (linear regime)")
     check_choice(cfg, "field", FIELDS)
+    if "plots" in cfg:  # read by nnflow-ricci after the study
+        check_bool(cfg, "plots")
     seed = select(cfg, "seed")
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ValueError(f"config value seed={seed!r} must be an integer")

@@ -9,6 +9,7 @@ linearized or frozen; FACTORIES); summary.json carries the provenance block (nnf
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import math
@@ -23,7 +24,8 @@ import torch
 from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from nnflow.flows.frozen import build_frozen_flow
+from nnflow.feasibility import check_feasible, frozen_flow, training
+from nnflow.flows.frozen import KERNEL_KINDS, build_frozen_flow
 from nnflow.flows.linearized import build_linearized
 from nnflow.flows.losses import class_kappa, loss_power
 from nnflow.geometry.hypersurface import hypersurface_from_config
@@ -41,7 +43,7 @@ from nnflow.training.modules import (
     TrainingDivergedError,
     compile_mode,
 )
-from nnflow.validation import check_choice, check_int, check_positive
+from nnflow.validation import check_bool, check_choice, check_int, check_positive
 
 log = logging.getLogger("nnflow")
 
@@ -63,6 +65,30 @@ def validate_config(cfg: DictConfig) -> None:
         check_int(cfg, "check_every_n_steps")
     if cfg.trainer.get("max_epochs") is not None:  # None: Lightning's default
         check_int(cfg, "trainer.max_epochs")
+    check_int(cfg, "data.n_train", "data.n_val", "data.n_test", "data.batch_size", "test_batch_size")
+    check_int(cfg, "seed", "data.seed", minimum=-(2**63))  # any integer torch takes as a seed
+    check_choice(cfg, "resume", ("auto", "never"))
+    check_bool(cfg, "stop_on_nonpositive")
+    if cfg.model.kind == "frozen":
+        validate_flow_config(cfg)
+
+
+def validate_flow_config(cfg: DictConfig) -> None:
+    """The frozen flow's own keys where the model config sets them (build_frozen_flow's defaults
+    otherwise): kernel, storage, blocks, cross-kernel cache; then the flow's step and integrator."""
+    from torchdiffeq._impl.odeint import SOLVERS  # the methods odeint accepts
+
+    model = cfg.model
+    if "kernel" in model:
+        check_choice(cfg, "model.kernel", KERNEL_KINDS)
+    if "dense" in model:
+        check_choice(cfg, "model.dense", (True, False, "auto"))
+    check_int(cfg, *(f"model.{key}" for key in ("block_size", "dense_limit") if key in model))
+    cache = model.get("cache_mb")
+    if cache is not None and not (isinstance(cache, (int, float)) and not isinstance(cache, bool) and cache >= 0):
+        raise ValueError(f"config value model.cache_mb={cache!r} must be a number ≥ 0")
+    check_positive(cfg, "flow.dt", allow_none=("flow.dt",))
+    check_choice(cfg, "flow.integrator", sorted(SOLVERS))
 
 
 # What ``model.kind`` trains, and the factory that builds it from the model config's other keys:
@@ -150,6 +176,19 @@ def build_kernel_tracking(cfg: DictConfig, run_dir: Path):
     )
 
 
+def memory_estimates(cfg: DictConfig, surface) -> list:
+    """What the run holds at once (nnflow.feasibility): the point sets and their cache, and for
+    model.kind=frozen the flow's kernel (dense when model.dense says so or n_train ≤ dense_limit)."""
+    n_train = int(cfg.data.n_train)
+    parts = [training(n_train, int(cfg.data.n_val), int(cfg.data.n_test), surface.n_coords)]
+    if cfg.model.kind == "frozen":
+        defaults = {k: p.default for k, p in inspect.signature(build_frozen_flow).parameters.items()}
+        option = {k: cfg.model.get(k, defaults[k]) for k in ("dense", "dense_limit", "block_size")}
+        dense = n_train <= int(option["dense_limit"]) if option["dense"] == "auto" else bool(option["dense"])
+        parts.append(frozen_flow(n_train, surface.dim, dense, int(option["block_size"])))
+    return parts
+
+
 def read_checkpoint(path: Path) -> dict:
     """A Lightning checkpoint as a dict, or ValueError naming the file and the remedy (a truncated
     or corrupt file gives torch's internal "failed finding central directory" otherwise)."""
@@ -190,12 +229,18 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
         summary = {"status": "skipped", "message": duplicate, "arm": cfg.model.kind, "provenance": provenance()}
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary, {}
+    ckpt_dir = run_dir / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
+    resume = str(last) if cfg.resume == "auto" and last.exists() else None
+    if resume:
+        read_checkpoint(last)  # an unreadable checkpoint stops here, named, before any work
     start = time.perf_counter()
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     dtype = set_precision(cfg.dtype)
     surface = hypersurface_from_config(OmegaConf.to_container(cfg.manifold, resolve=True))
+    check_feasible(*memory_estimates(cfg, surface), max_memory_gb=cfg.get("max_memory_gb"))  # before sampling
     frozen = cfg.model.kind == "frozen"  # a flow built on the training points, not a network
     if not frozen:
         model = build_model(cfg, surface, dtype)  # first: a bad model option fails before sampling
@@ -235,7 +280,6 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
             check_every_n_steps=cfg.get("check_every_n_steps", 1),
         )
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    ckpt_dir = run_dir / "checkpoints"
     checkpoint = L.pytorch.callbacks.ModelCheckpoint(
         dirpath=ckpt_dir, filename="best", monitor="val_sigma", mode="min", save_last=True, save_top_k=1
     )
@@ -251,10 +295,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
         num_sanity_val_steps=0,
     )
     logger = trainer.logger
-    last = ckpt_dir / "last.ckpt"
-    resume = str(last) if cfg.resume == "auto" and last.exists() else None
     if resume:
-        read_checkpoint(last)  # an unreadable checkpoint stops here, named, before any work
         log.info("resuming from %s", resume)
     status, message = "completed", ""
     try:
