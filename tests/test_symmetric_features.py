@@ -141,5 +141,5 @@ def test_bad_symmetry_options():
     model = build_potential(
         "mlp", n_coords=3, width=8, feature_degree=3, feature_symmetry="phases", phases=r, phase_order=3
     )
-    with pytest.raises(ValueError, match="feature_symmetry"):
-        analytic_kernel(model)
+    kernel = analytic_kernel(model)  # the phase features have an analytic kernel now (general route)
+    assert kernel.general and kernel._feature_map(3).dim == model.features.dim
