@@ -28,6 +28,7 @@ from nnflow.flows.losses import class_kappa, loss_power
 from nnflow.geometry.hypersurface import hypersurface_from_config
 from nnflow.geometry.measures import evaluate_metric
 from nnflow.models import build_potential
+from nnflow.models.networks import MUP_OPTIMIZERS
 from nnflow.precision import PRECISIONS, set_precision
 from nnflow.provenance import provenance
 from nnflow.training.callbacks import MetricsCSV, plot_sigma
@@ -38,6 +39,7 @@ from nnflow.training.modules import (
     MetricModule,
     TrainingDivergedError,
     compile_mode,
+    optimizer_family,
 )
 from nnflow.validation import check_choice, check_int, check_positive
 
@@ -55,6 +57,13 @@ def validate_config(cfg: DictConfig) -> None:
     check_int(cfg, *sizes)
     if OmegaConf.select(cfg, "optim.optimizer.lr") is not None:  # an optimizer without lr is its own business
         check_positive(cfg, "optim.optimizer.lr")
+    if cfg.model.get("parameterization") == "mup" and cfg.model.kind != "frozen":
+        family = optimizer_family(instantiate(cfg.optim.optimizer))
+        if family not in MUP_OPTIMIZERS:
+            raise ValueError(
+                f"config value optim.optimizer._target_={cfg.optim.optimizer.get('_target_')!r}: "
+                f"model.parameterization=mup has learning-rate tables for {MUP_OPTIMIZERS} only"
+            )
     compile_mode(cfg.get("compile"))
     check_choice(cfg, "route", ROUTES)
     if "check_every_n_steps" in cfg:
