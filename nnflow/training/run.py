@@ -31,6 +31,7 @@ from nnflow.models import build_potential
 from nnflow.models.networks import MUP_OPTIMIZERS
 from nnflow.precision import PRECISIONS, set_precision
 from nnflow.provenance import provenance
+from nnflow.tracking import logger_options
 from nnflow.training.callbacks import MetricsCSV, plot_sigma
 from nnflow.training.data import PointDataModule
 from nnflow.training.modules import (
@@ -175,10 +176,16 @@ def read_checkpoint(path: Path) -> dict:
 
 
 def build_logger(cfg: DictConfig, run_dir: Path):
+    """The Lightning logger of ``cfg.logger`` (False for none); a WandbLogger gets the resolved
+    config, the sweep's group and the run's name (nnflow.tracking.logger_options), offline unless
+    WANDB_MODE says otherwise."""
     if cfg.get("logger") is None:
         return False
     os.environ.setdefault("WANDB_MODE", "offline")  # no network at run time unless asked
-    return instantiate(cfg.logger, save_dir=str(run_dir))
+    extra = {}
+    if "wandb" in str(cfg.logger.get("_target_", "")).lower():
+        extra = logger_options(cfg)
+    return instantiate(cfg.logger, _partial_=True)(save_dir=str(run_dir), **extra)  # partial: "config" is a kwarg
 
 
 def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
