@@ -384,18 +384,37 @@ def _donaldson_section(stats: dict) -> list[str]:
     return lines + caption + [""]
 
 
+def _ensemble_section(stats: dict) -> list[str]:
+    """The seed-ensemble table: σ_test of the mean metric over seeds beside the members' mean σ."""
+    lines = ["## Seed ensembles (the mean of the potentials over seeds)", ""]
+    if stats["ensemble_note"]:
+        return lines + [f"No ensemble rows: {stats['ensemble_note']}", ""]
+    if not stats["ensemble"]:
+        return lines + ["No width has two completed seeds of one arm and learning rate.", ""]
+    lines += ["| arm | lr | width | seeds | ensemble σ_test | ± | members' mean σ_test |",
+              "|---|---|---|---|---|---|---|"]
+    for r in stats["ensemble"]:
+        lines.append(f"| {r['arm']} | {_fmt(r['lr'])} | {r['width']} | {r['n']} | {_fmt(r['sigma_test'])} "
+                     f"| {_fmt(r['sigma_err'], 2)} | {_fmt(r['member_sigma'])} |")
+    return lines + [""]
+
+
 def write_report(
     sweep_dir: str | Path,
     out_dir: str | Path | None = None,
     donaldson: bool = True,
     donaldson_max_k: int = DONALDSON_MAX_K,
     donaldson_max_params: int = DONALDSON_MAX_PARAMS,
+    ensemble: bool = True,
 ) -> Path:
     """Read a sweep, write report.md, report.json and the figures; return report.md's path.
 
     ``donaldson``: add the balanced-metric rows (``donaldson_rows`` with the given budget; a sweep
-    that lacks what they need gets a one-line note instead). report.json holds the stats of
-    ``summarize`` plus ``donaldson`` (the rows, [] when skipped) and ``donaldson_note``.
+    that lacks what they need gets a one-line note instead). ``ensemble``: add the seed-ensemble
+    rows (``report.ensemble.ensemble_rows``: σ_test of the mean metric over seeds per width; a
+    member that cannot be rebuilt gives a one-line note instead). report.json holds the stats of
+    ``summarize`` plus ``donaldson`` (the rows, [] when skipped), ``donaldson_note``, ``ensemble``
+    and ``ensemble_note``.
     """
     sweep_dir = Path(sweep_dir)
     out_dir = Path(out_dir) if out_dir else sweep_dir
@@ -408,6 +427,14 @@ def write_report(
             stats["donaldson"] = donaldson_rows(records, max_k=donaldson_max_k, max_params=donaldson_max_params)
         except (ValueError, TypeError) as err:  # a sweep without the manifold block or n_params
             stats["donaldson_note"] = str(err)
+    stats["ensemble"], stats["ensemble_note"] = [], None
+    if ensemble:
+        from nnflow.report.ensemble import ensemble_rows
+
+        try:
+            stats["ensemble"] = ensemble_rows(records)
+        except ValueError as err:  # a member without its checkpoint or config, or other test points
+            stats["ensemble_note"] = str(err)
     figures = make_figures(records, stats, out_dir)
     lines = [f"# Finite versus infinite width: {sweep_dir.name}", "",
              f"{len(records)} runs read from `{sweep_dir}`.", ""]
@@ -425,6 +452,8 @@ def write_report(
     lines += ["", f"Frozen-NTK flow (N = ∞): σ_test = {_fmt(stats['frozen_sigma'])}.", ""]
     if donaldson:
         lines += _donaldson_section(stats)
+    if ensemble:
+        lines += _ensemble_section(stats)
     lines += ["## Fitted slopes (log-log, over the per-width means; ± the standard error of the fit)", ""]
     for key, what in (("kernel_dist0", "kernel distance to Θ̄ at initialization"),
                       ("kernel_change", "relative kernel change during training"), ("sigma_gap", "|σ_N − σ_∞|")):

@@ -286,6 +286,10 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
         # stopped between validations (trainer.max_time): validate the final state, so that
         # metrics.csv, the plot and sigma_val end where training ended
         trainer.validate(module, datamodule=data, verbose=False)
+    if status == "completed" and not trainer.fast_dev_run:
+        # Lightning (≥ 2.5) rewrites last.ckpt only when val_sigma improves: keep it at the final
+        # step, so that a resume continues from the end and the report rebuilds the trained model
+        trainer.save_checkpoint(last)
     train_seconds = time.perf_counter() - start
     if not trainer.is_global_zero:  # data-parallel ranks > 0: rank 0 tests and writes
         return {"status": status, "message": message, "rank": trainer.global_rank}, {"module": module}
