@@ -59,8 +59,11 @@ def hydra_group() -> str | None:
     if hydra is None:
         return None
     experiment = hydra.runtime.choices.get("experiment")
-    multirun = str(hydra.mode).endswith("MULTIRUN")
-    return sweep_group(experiment, hydra.sweep.dir if multirun else None)
+    if not str(hydra.mode).endswith("MULTIRUN"):
+        return sweep_group(experiment, None)
+    # the directory the job writes in is <sweep dir>/<subdir>: its parent is the sweep dir as it was
+    # resolved at launch (hydra.sweep.dir may hold ${now:…}, which a job process resolves anew)
+    return sweep_group(experiment, Path(hydra.runtime.output_dir).parent)
 
 
 def _settings(cfg) -> dict:

@@ -70,16 +70,22 @@ def ensemble_metric(models):
     return metric
 
 
-def ensemble_rows(records: list[dict], arms=ENSEMBLE_ARMS, batch_size: int = 4096) -> list[dict]:
+def ensemble_rows(records: list[dict], arms=ENSEMBLE_ARMS, batch_size: int = 4096, device=None) -> list[dict]:
     """σ_test of the seed ensemble for every (arm, width, lr) with at least two completed seeds.
+
+    ``device``: where the members are evaluated (None: CUDA when available, else the CPU; a
+    GPU sweep's widest members cost ~N² d·n² flops per point each).
 
     Returns one dict per group, sorted by (arm, lr, width): arm, width, lr, seeds (sorted),
     n (members), sigma_test, sigma_err (of the ensemble metric), member_sigma (the members' mean
     σ_test) and volume. Raises ValueError (naming the run) when a member cannot be rebuilt, or
     when the members disagree on the test points (manifold, data seed or n_test).
     """
+    import torch
+
     from nnflow.geometry.measures import evaluate_metric
 
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     groups = defaultdict(list)
     for r in records:
         if r["arm"] in arms and r["width"] is not None and r.get("status") in ("completed", None):
@@ -94,8 +100,8 @@ def ensemble_rows(records: list[dict], arms=ENSEMBLE_ARMS, batch_size: int = 409
         models, surface = [], None
         for m in members:
             model, surface = load_run_model(m)
-            models.append(model)
-        points = sweep_test_points(members[0], surface)
+            models.append(model.to(device))
+        points = sweep_test_points(members[0], surface).to(device)
         result = evaluate_metric(points, ensemble_metric(models), batch_size=batch_size)
         member = [m["sigma_test"] for m in members if math.isfinite(m["sigma_test"])]
         rows.append({
