@@ -128,7 +128,7 @@ def test_float32_metric_matches_float64(point_cache):
         (dict(width=-4), "width"),
         (dict(depth=0), "depth"),
         (dict(activation="swish"), "unknown activation 'swish'"),
-        (dict(parameterization="mup"), "unknown parameterization"),
+        (dict(parameterization="maximal"), "unknown parameterization"),
     ],
 )
 def test_bad_network_options(kwargs, message):

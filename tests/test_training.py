@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from nnflow.tracking import read_offline_run
 from nnflow.training.callbacks import read_metrics
 from nnflow.training.run import train
 
@@ -37,7 +38,7 @@ def test_short_cubic_run_lowers_sigma_and_writes_run_dir(tmp_path):
     # default logger (Weights & Biases, offline): must work without network
     cfg = compose_train(
         "experiment=cubic_mlp", "data.n_train=4000", "data.n_val=1000", "data.n_test=4000",
-        "data.batch_size=500", "trainer.max_epochs=6", "trainer.enable_progress_bar=false",
+        "data.batch_size=500", "trainer.max_epochs=6", "trainer.enable_progress_bar=false", "wandb.group=g17",
         tmp_path=tmp_path,
     )
     run = tmp_path / "run"
@@ -55,7 +56,11 @@ def test_short_cubic_run_lowers_sigma_and_writes_run_dir(tmp_path):
     assert float(rows[0]["val_sigma"]) > float(rows[-1]["val_sigma"])
     assert all(float(r["val_positive_fraction"]) == 1.0 for r in rows)
     assert abs(summary["volume"] - 3.0) < 5 * summary["volume_err"] + 1e-3
-    assert (run / "wandb").exists()
+    logged = read_offline_run(run)  # the offline W&B run: resolved config, group, name, σ curve, summary
+    assert logged["config"]["model"]["width"] == cfg.model.width and logged["config"]["data"]["n_train"] == 4000
+    assert logged["group"] == "g17" and logged["name"] == f"finite_w{cfg.model.width}_s{cfg.seed}"
+    assert [r["val_sigma"] for r in logged["history"] if "val_sigma" in r][-1] == pytest.approx(summary["sigma_val"])
+    assert logged["summary"]["sigma_test"] == summary["sigma_test"]
 
 
 def test_resume_continues_with_nothing_lost(tmp_path):

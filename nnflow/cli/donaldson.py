@@ -74,14 +74,18 @@ def donaldson(cfg: DictConfig) -> tuple[dict, object]:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="donaldson")
 def main(cfg: DictConfig) -> float:
-    result, metric = donaldson(cfg)
+    from nnflow import tracking
+
     out = run_dir()
+    run = tracking.start(cfg, "donaldson", f"donaldson_{cfg.manifold.name}_k{cfg.k}", out)
+    result, metric = donaldson(cfg)
     if cfg.save_h:
         surface = hypersurface_from_config(OmegaConf.to_container(cfg.manifold, resolve=True))
         metric.save(out / "balanced.pt", surface=surface)
     (out / "donaldson.json").write_text(json.dumps(result, indent=2))
     log.info("wrote %s", out / "donaldson.json")
     summary = {k: result[k] for k in ("manifold", "k", "N_k", "sigma", "sigma_err", "iterations", "seconds")}
+    tracking.finish(run, result)  # before the summary line: it stays the last line of stdout
     print_summary(summary)
     return result["sigma"]
 

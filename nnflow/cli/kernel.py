@@ -34,8 +34,13 @@ def compare(cfg: DictConfig) -> tuple[dict, dict]:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="kernel")
 def main(cfg: DictConfig) -> float:
+    from nnflow import tracking
+
+    name = f"kernel_{cfg.model.network}_w{cfg.model.width}_s{cfg.seed}"
+    run = tracking.start(cfg, "kernel", name, run_dir())
     result, objects = compare(cfg)
     if cfg.save_kernels:
         torch.save({k: objects[k].cpu() for k in ("empirical", "analytic")}, run_dir() / "kernels.pt")
+    tracking.finish(run, result)  # before the summary line: it stays the last line of stdout
     write_summary(run_dir(), "kernel.json", result)
     return result["rel_frobenius_error"]

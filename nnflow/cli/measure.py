@@ -59,8 +59,12 @@ def smoothness(report) -> dict:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="measure")
 def main(cfg: DictConfig) -> float:
+    from nnflow import tracking
+
+    run = tracking.start(cfg, "measure", f"measure_{cfg.manifold.name}_s{cfg.seed}", run_dir())
     result, points = measure(cfg)
     if cfg.save_points:
         points.save(run_dir() / "points.pt")
+    tracking.finish(run, result)  # before the summary line: it stays the last line of stdout
     write_summary(run_dir(), "measure.json", result)
     return result["sigma"]

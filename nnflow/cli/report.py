@@ -27,15 +27,25 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"largest degree k of the Donaldson rows (default {DONALDSON_MAX_K})")
     parser.add_argument("--donaldson-max-params", type=int, default=DONALDSON_MAX_PARAMS,
                         help=f"most real parameters of H in the Donaldson rows (default {DONALDSON_MAX_PARAMS})")
+    parser.add_argument("--no-ensemble", dest="ensemble", action="store_false",
+                        help="skip the seed-ensemble rows (they rebuild every finite run from its checkpoint)")
+    parser.add_argument("--wandb", action="store_true",
+                        help="also log the report to Weights & Biases (offline unless WANDB_MODE=online): "
+                             "its numbers and figures, in the sweep's group")
     args = parser.parse_args(argv)
     try:
         path = write_report(args.sweep_dir, args.out, donaldson=args.donaldson,
-                            donaldson_max_k=args.donaldson_max_k, donaldson_max_params=args.donaldson_max_params)
+                            donaldson_max_k=args.donaldson_max_k, donaldson_max_params=args.donaldson_max_params,
+                            ensemble=args.ensemble)
     except (ValueError, FileNotFoundError) as err:
         print(f"nnflow-report: {err}", file=sys.stderr)
         return 2
     stats = json.loads((Path(path).parent / "report.json").read_text())  # what write_report computed
     print(f"wrote {path}", file=sys.stderr)
+    if args.wandb:
+        from nnflow.tracking import log_report
+
+        log_report(args.sweep_dir, Path(path).parent, vars(args), stats)
     brief = {k: v for k, v in stats.items() if k.startswith("slope") or k == "frozen_sigma"}
     brief["donaldson"] = [{key: r[key] for key in ("width", "k", "params", "sigma_test", "sigma_err", "capped")}
                           for r in stats["donaldson"]]

@@ -22,13 +22,17 @@ log = logging.getLogger("nnflow")
 
 @hydra.main(version_base="1.3", config_path=str(Path(CONFIG_DIR) / "ricci"), config_name="config")
 def main(cfg: DictConfig) -> float:
+    from nnflow import tracking
     from nnflow.report.ricci import json_default, write_outputs
     from nnflow.torus.study import headline, run_study
 
-    summary, rows, frames = run_study(OmegaConf.to_container(cfg, resolve=True))
     out = run_dir()
+    run = tracking.start(cfg, "ricci", f"ricci_{cfg.name}_s{cfg.seed}", out)
+    summary, rows, frames = run_study(OmegaConf.to_container(cfg, resolve=True))
     written = write_outputs(out, summary, rows, frames, plots=bool(cfg.plots))
     log.info("wrote %s to %s", ", ".join(written), out)
+    images = {Path(name).stem: out / name for name in written if str(name).endswith(".png")}
+    tracking.finish(run, summary, tables={"metrics": rows}, images=images)  # before the summary line (last on stdout)
     result = headline(summary) | {"run_dir": str(out)}
     print(json.dumps(result, default=json_default), flush=True)
     values = list(result["narrowest_kernel_error"].values())

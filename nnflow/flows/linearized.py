@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, jvp
 
+from nnflow.models.networks import lr_factors
+
 
 class LinearizedPotential(nn.Module):
     """First-order Taylor model of a metric model around its current parameters θ0.
@@ -31,6 +33,11 @@ class LinearizedPotential(nn.Module):
         for i, p in enumerate(base.parameters()):
             self.register_buffer(f"theta0_{i}", p.detach().clone())
             p.requires_grad_(False)
+
+    def lr_scales(self, optimizer: str = "adam") -> dict[str, float]:
+        """θ_i's learning-rate factor is its base parameter's (models.networks.lr_factors: μP's table)."""
+        base = lr_factors(self.base, optimizer)
+        return {f"theta.{i}": base[name] for i, name in enumerate(self._names) if name in base}
 
     def _theta0(self) -> tuple[torch.Tensor, ...]:
         return tuple(getattr(self, f"theta0_{i}") for i in range(len(self._names)))

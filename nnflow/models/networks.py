@@ -8,6 +8,23 @@ Hessian per point. Parameterizations:
   infinite-width limit of its tangent kernel is deterministic (Jacot et al.).
 - ``standard``: W ~ N(0, σ_w²/fan_in), b ~ N(0, σ_b²); u = W h + b. Same function at
   initialization, different training dynamics.
+- ``mup`` (MLP only): the maximal-update parameterization (Yang & Hu 2021, Tensor Programs V,
+  table 3), stored like ``standard`` (u = W h + b, the scales in the parameters) with a base
+  width N0 (``base_width``, default MUP_BASE_WIDTH) and width multiplier m = N/N0. Per layer,
+  the initial standard deviation and the learning-rate factor that multiplies the optimizer's
+  lr η (``MLP.lr_scales``, applied as optimizer param groups by ``lr_groups``):
+
+      parameter                  init std         Adam lr    SGD lr
+      input weights W_0 (N × d)  σ_w·s/√d         η          η·m
+      hidden weights (N × N)     σ_w/√N           η/m        η
+      output weights (1 × N)     σ_w·√N0/N        η/m        η/m
+      hidden biases (N)          σ_b              η          η·m
+      output bias (1)            σ_b              η          η
+
+  (variances 1/fan_in, 1/fan_in and 1/fan_in² up to the N0 factors, which make a width-N0 network
+  exactly the ``standard`` one). Every layer's pre-activations then change by O(1) per step at
+  every width, and a learning rate tuned at width N0 transfers to other widths; its
+  infinite-width limit learns features (no frozen kernel; nnflow.kernels has none for it).
 
 Cos-net and gauss-net follow the seed talk (Halverson & Ruehle):
     cos-net:   φ(x) = Σ_i a_i Σ_j cos(b_ij x_j + c_i),
@@ -81,7 +98,11 @@ ACTIVATIONS = {
     "cos": _cos,
     "gaussian": _gaussian,
 }
-PARAMETERIZATIONS = ("ntk", "standard")
+PARAMETERIZATIONS = ("ntk", "standard", "mup")
+# μP's base width N0: a width-N0 μP network is the standard one, and its learning rate is η.
+MUP_BASE_WIDTH = 64
+# Optimizer families with a μP learning-rate table (MLP.lr_scales).
+MUP_OPTIMIZERS = ("adam", "sgd")
 
 
 def _check(name: str, value, positive: bool = True, integer: bool = False) -> None:
@@ -91,9 +112,9 @@ def _check(name: str, value, positive: bool = True, integer: bool = False) -> No
         raise ValueError(f"{name} must be positive; got {value!r}")
 
 
-def _check_parameterization(parameterization: str) -> None:
-    if parameterization not in PARAMETERIZATIONS:
-        raise ValueError(f"unknown parameterization {parameterization!r}; choose from {PARAMETERIZATIONS}")
+def _check_parameterization(parameterization: str, allowed: tuple[str, ...] = PARAMETERIZATIONS) -> None:
+    if parameterization not in allowed:
+        raise ValueError(f"unknown parameterization {parameterization!r}; choose from {allowed}")
 
 
 # The dtype every network draws its initial parameters in, whatever the default dtype: one seed
@@ -134,15 +155,17 @@ class MLP(nn.Module):
         width: hidden units per layer (> 0).
         depth: hidden layers (≥ 1).
         activation: one of ACTIVATIONS.
-        parameterization: "ntk" or "standard".
+        parameterization: "ntk", "standard" or "mup" (module doc: μP's table).
         sigma_w, sigma_b: weight and bias scales.
         input_scale: s, the network computes φ(s·x) (pre-activations of the first layer have
             variance σ_w² s² |x|²/d + σ_b²; features have |x| = 1, so s = √d makes them O(1)).
+        base_width: N0 of "mup" (None: MUP_BASE_WIDTH); refused with the other parameterizations.
     Parameters (drawn in PARAMETER_DRAW_DTYPE, then cast to the default dtype, ``_parameter``):
         weights[l] (fan_out, fan_in), biases[l] (fan_out,), l = 0 .. depth.
     Attributes:
         w_scales, b_scales: per layer, the fixed factors ω_l, β_l of u = ω_l W_l h + β_l b_l
-            (σ_w/√fan_in and σ_b for "ntk", the input scale folded into ω_0; 1 for "standard").
+            (σ_w/√fan_in and σ_b for "ntk", the input scale folded into ω_0; 1 for "standard"
+            and "mup").
     """
 
     def __init__(
@@ -155,6 +178,7 @@ class MLP(nn.Module):
         sigma_w: float = 1.0,
         sigma_b: float = 0.1,
         input_scale: float = 1.0,
+        base_width: int | None = None,
     ):
         super().__init__()
         _check("width", width, integer=True)
@@ -165,6 +189,11 @@ class MLP(nn.Module):
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; choose from {sorted(ACTIVATIONS)}")
         _check_parameterization(parameterization)
+        if base_width is not None and parameterization != "mup":
+            raise ValueError(f"base_width applies to parameterization 'mup' only; got {parameterization!r}")
+        base_width = MUP_BASE_WIDTH if base_width is None else base_width
+        _check("base_width", base_width, integer=True)
+        self.base_width = base_width if parameterization == "mup" else None
         self.in_dim, self.width, self.depth = in_dim, width, depth
         self.activation, self.parameterization = activation, parameterization
         self.sigma_w, self.sigma_b = float(sigma_w), float(sigma_b)
@@ -189,6 +218,8 @@ class MLP(nn.Module):
             self.w_scales[0] *= self.input_scale
         else:
             weights[0] = weights[0] * self.input_scale
+        if parameterization == "mup":  # output std σ_w·√N0/N instead of σ_w/√N (variance ∝ 1/fan_in²)
+            weights[-1] = weights[-1] * math.sqrt(base_width / width)
         self.weights = nn.ParameterList([_parameter(w) for w in weights])
         self.biases = nn.ParameterList([_parameter(b) for b in biases])
 
@@ -198,15 +229,43 @@ class MLP(nn.Module):
         self.weights[-1].zero_()
         self.biases[-1].zero_()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """φ(x): (..., d) → (...)."""
+    def lr_scales(self, optimizer: str = "adam") -> dict[str, float]:
+        """Learning-rate factors by parameter name ("weights.0", "biases.2", …) for ``optimizer``
+        ("adam" or "sgd", MUP_OPTIMIZERS): μP's table (module doc); {} (every factor 1) for "ntk"
+        and "standard". ValueError for μP with another optimizer family (no table)."""
+        if self.parameterization != "mup":
+            return {}
+        if optimizer not in MUP_OPTIMIZERS:
+            raise ValueError(f"parameterization 'mup' has learning-rate tables for {MUP_OPTIMIZERS}; got {optimizer!r}")
+        m = self.width / self.base_width
+        adam = optimizer == "adam"
+        scales = {}
+        for layer in range(self.depth + 1):
+            if layer == 0:
+                w_scale = 1.0 if adam else m
+            elif layer < self.depth:
+                w_scale = 1 / m if adam else 1.0
+            else:
+                w_scale = 1 / m
+            scales[f"weights.{layer}"] = w_scale
+            scales[f"biases.{layer}"] = 1.0 if adam or layer == self.depth else m
+        return scales
+
+    def preactivations(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """u_l = ω_l W_l h_{l−1} + β_l b_l for l = 0 .. depth: (..., d) → depth + 1 tensors (..., fan_out);
+        the last is φ(x)[..., None]."""
         act = ACTIVATIONS[self.activation]
-        h = x
+        h, us = x, []
         for layer, (w, b) in enumerate(zip(self.weights, self.biases)):
             h = nn.functional.linear(h, w * self.w_scales[layer], b * self.b_scales[layer])
+            us.append(h)
             if layer < self.depth:
                 h = act(h)[0]
-        return h.squeeze(-1)
+        return us
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """φ(x): (..., d) → (...)."""
+        return self.preactivations(x)[-1].squeeze(-1)
 
     def jet(self, jet: Jet) -> Jet:
         """Propagate a feature jet (B, n, d) to the output jet (B, n, 1)."""
@@ -240,7 +299,7 @@ class _SeparableNet(nn.Module):
         _check("width", width, integer=True)
         _check("sigma_a", sigma_a)
         _check("sigma_b", sigma_b)
-        _check_parameterization(parameterization)
+        _check_parameterization(parameterization, ("ntk", "standard"))
         self.in_dim, self.width, self.parameterization = in_dim, width, parameterization
         self.sigma_a, self.sigma_b = float(sigma_a), float(sigma_b)
 
@@ -329,6 +388,31 @@ class GaussNet(_SeparableNet):
 
 
 NETWORKS = {"mlp": MLP, "cosnet": CosNet, "gaussnet": GaussNet}
+
+
+def lr_factors(model: nn.Module, optimizer: str = "adam") -> dict[str, float]:
+    """Learning-rate factors by full parameter name (``model.named_parameters()``): those that
+    the submodules with ``lr_scales(optimizer)`` set (an MLP; a LinearizedPotential, which maps
+    its θ to its base's); parameters not named have factor 1."""
+    factors = {}
+    for prefix, module in model.named_modules():
+        if hasattr(module, "lr_scales"):
+            for name, scale in module.lr_scales(optimizer).items():
+                factors[f"{prefix}.{name}" if prefix else name] = float(scale)
+    return factors
+
+
+def lr_groups(model: nn.Module, optimizer: str = "adam") -> list[dict]:
+    """The trainable parameters of ``model`` as optimizer param groups, one per distinct
+    learning-rate factor (``lr_factors``), in the order of first appearance:
+    [{"params": [Parameter, …], "lr_scale": float}, …]. A caller sets each group's lr to
+    lr·lr_scale (nnflow.training.modules.build_optimizer)."""
+    factors = lr_factors(model, optimizer)
+    groups: dict[float, list] = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            groups.setdefault(factors.get(name, 1.0), []).append(p)
+    return [{"params": params, "lr_scale": scale} for scale, params in groups.items()]
 
 
 def build_network(kind: str, in_dim: int, **kwargs) -> nn.Module:

@@ -41,6 +41,7 @@ from nnflow.report.donaldson import DONALDSON_MAX_K, DONALDSON_MAX_PARAMS, donal
 log = logging.getLogger("nnflow")
 
 FIGURES = ("kernel_distance_vs_width", "kernel_change_vs_width", "sigma_vs_width", "sigma_vs_params", "sigma_curves")
+LR_FIGURE = "lr_axis"  # only for a sweep with a learning-rate axis (``lr_axis``)
 
 
 def _read_csv(path: Path) -> list[dict]:
@@ -141,11 +142,51 @@ def by_width(records: list[dict], arm: str, key: str) -> list[tuple[int, float, 
     return out
 
 
+def arm_lrs(records: list[dict], arm: str) -> list[float]:
+    """The distinct finite learning rates of one arm's runs, ascending."""
+    return sorted({r["lr"] for r in records if r["arm"] == arm and math.isfinite(r["lr"])})
+
+
+def lazy_records(records: list[dict]) -> list[dict]:
+    """The runs of each arm at its smallest learning rate (the kernel-regime step) when the arm
+    has several (a learning-rate axis, ``lr_axis``); all runs otherwise."""
+    smallest = {arm: lrs[0] for arm in {r["arm"] for r in records} if len(lrs := arm_lrs(records, arm)) > 1}
+    return [r for r in records if r["arm"] not in smallest or r["lr"] == smallest[r["arm"]]]
+
+
+def lr_axis(records: list[dict], arms=("finite", "linearized")) -> list[dict]:
+    """Per arm with several learning rates and per lr (ascending): {"arm", "lr", "sigma" and
+    "kernel_change" (``by_width`` rows), "slope_kernel_change" and its "_err" (log-log fit over
+    the per-width means), "frozen_sigma" (the frozen flow run at the same lr, i.e. the same NTK
+    time lr·steps; nan if none), "diverged" (runs of that lr that diverged)}. [] without an axis."""
+    out = []
+    for arm in arms:
+        lrs = arm_lrs(records, arm)
+        if len(lrs) < 2:
+            continue
+        for lr in lrs:
+            runs = [r for r in records if r["lr"] == lr]
+            change = by_width(runs, arm, "kernel_change")
+            xs, ys = [w for w, *_ in change], [m for _, m, *_ in change]
+            frozen = [r["sigma_test"] for r in runs if r["arm"] == "frozen" and math.isfinite(r["sigma_test"])]
+            out.append({
+                "arm": arm, "lr": lr, "sigma": by_width(runs, arm, "sigma_test"), "kernel_change": change,
+                "slope_kernel_change": fit_slope(xs, ys)[0], "slope_kernel_change_err": slope_error(xs, ys),
+                "frozen_sigma": sum(frozen) / len(frozen) if frozen else math.nan,
+                "diverged": sum(r["arm"] == arm and r.get("status") == "diverged" for r in runs),
+            })
+    return out
+
+
 def summarize(records: list[dict]) -> dict:
     """The numbers the report states: per-width tables, fitted slopes, the frozen flow's σ.
 
-    ``n_params`` and ``linearized_n_params`` are {width: trained parameters} of the two arms.
+    With a learning-rate axis the tables and slopes are those of each arm's smallest lr
+    (``lazy_records``) and ``lr_axis`` holds every lr; ``n_params`` and ``linearized_n_params``
+    are {width: trained parameters} of the two arms.
     """
+    axis = lr_axis(records)
+    records = lazy_records(records)
     finite_sigma = by_width(records, "finite", "sigma_test")
     linear_sigma = by_width(records, "linearized", "sigma_test")
     dist = by_width(records, "finite", "kernel_dist0")
@@ -162,6 +203,7 @@ def summarize(records: list[dict]) -> dict:
         "kernel_change": change,
         "n_params": params_by_width(records, "finite"),
         "linearized_n_params": params_by_width(records, "linearized"),
+        "lr_axis": axis,
     }
     for name, rows in (("kernel_dist0", [(w, m) for w, m, *_ in dist]),
                        ("kernel_change", [(w, m) for w, m, *_ in change]),
@@ -298,6 +340,22 @@ def make_figures(records: list[dict], stats: dict, out_dir: Path) -> list[str]:
     _save(fig, out_dir, FIGURES[4])
     plt.close(fig)
     made.append(FIGURES[4])
+    if stats.get("lr_axis"):
+        fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+        for i, entry in enumerate(stats["lr_axis"]):
+            color, tag = f"C{i % 10}", f"{entry['arm']}, lr = {entry['lr']:g}"
+            if entry["kernel_change"]:
+                _loglog_with_fit(left, entry["kernel_change"], tag, color)
+            rows = entry["sigma"]
+            right.errorbar([w for w, *_ in rows], [m for _, m, *_ in rows], yerr=[e for _, _, e, _ in rows],
+                           marker="o", color=color, label=tag)
+            if math.isfinite(entry["frozen_sigma"]):
+                right.axhline(entry["frozen_sigma"], color=color, ls=":", lw=1)
+        left.set_title("kernel change vs width, by learning rate")
+        _sigma_axes(right, "width N", "σ_test vs width by lr (dotted: frozen flow at that lr)")
+        _save(fig, out_dir, LR_FIGURE)
+        plt.close(fig)
+        made.append(LR_FIGURE)
     return made
 
 
@@ -400,18 +458,78 @@ def _donaldson_section(stats: dict) -> list[str]:
     return lines + caption + [""]
 
 
+def _means(rows) -> dict:
+    """{width: mean} of ``by_width`` rows."""
+    return {w: m for w, m, *_ in rows}
+
+
+def _lr_section(stats: dict) -> list[str]:
+    """The learning-rate axis: per lr, σ_test and the kernel change by width, the kernel-change
+    slope, and what a larger step does at the widest width (computed from the rows)."""
+    axis = stats.get("lr_axis") or []
+    if not axis:
+        return []
+    lines = ["## Learning-rate axis", "",
+             "| arm | lr | width | σ_test | ± | kernel change | frozen flow σ_test (same lr) |",
+             "|---|---|---|---|---|---|---|"]
+    for e in axis:
+        change = {w: m for w, m, *_ in e["kernel_change"]}
+        for w, m, err, _ in e["sigma"]:
+            lines.append(f"| {e['arm']} | {e['lr']:g} | {w} | {_fmt(m)} | {_fmt(err, 2)} "
+                         f"| {_fmt(change.get(w, math.nan))} | {_fmt(e['frozen_sigma'])} |")
+    lines.append("")
+    for arm in dict.fromkeys(e["arm"] for e in axis):
+        entries = [e for e in axis if e["arm"] == arm]
+        slopes = "; ".join(f"lr = {e['lr']:g}: N^{_fmt(e['slope_kernel_change'], 3)}{_pm(e['slope_kernel_change_err'])}"
+                           + (f", {e['diverged']} diverged" if e["diverged"] else "") for e in entries)
+        lines.append(f"- {arm}: relative kernel change against width — {slopes}.")
+        low, high = entries[0], entries[-1]
+        low_c, high_c = _means(low["kernel_change"]), _means(high["kernel_change"])
+        shared = sorted(set(low_c) & set(high_c))
+        if shared and low_c[shared[-1]] > 0:
+            w = shared[-1]
+            lines.append(f"- {arm}, N = {w}: lr = {high['lr']:g} moves the kernel {high_c[w] / low_c[w]:.3g}× as much "
+                         f"as lr = {low['lr']:g}.")
+        low_s, high_s = _means(low["sigma"]), _means(high["sigma"])
+        for e, sig in ((low, low_s), (high, high_s)):
+            if sig and math.isfinite(e["frozen_sigma"]) and e["frozen_sigma"] > 0:
+                w = max(sig)
+                lines.append(f"- {arm}, lr = {e['lr']:g}: the widest network (N = {w}) is at "
+                             f"{sig[w] / e['frozen_sigma']:.3g}× the frozen flow's σ_test at the same NTK time.")
+    return lines + [""]
+
+
+def _ensemble_section(stats: dict) -> list[str]:
+    """The seed-ensemble table: σ_test of the mean metric over seeds beside the members' mean σ."""
+    lines = ["## Seed ensembles (the mean of the potentials over seeds)", ""]
+    if stats["ensemble_note"]:
+        return lines + [f"No ensemble rows: {stats['ensemble_note']}", ""]
+    if not stats["ensemble"]:
+        return lines + ["No width has two completed seeds of one arm and learning rate.", ""]
+    lines += ["| arm | lr | width | seeds | ensemble σ_test | ± | members' mean σ_test |",
+              "|---|---|---|---|---|---|---|"]
+    for r in stats["ensemble"]:
+        lines.append(f"| {r['arm']} | {_fmt(r['lr'])} | {r['width']} | {r['n']} | {_fmt(r['sigma_test'])} "
+                     f"| {_fmt(r['sigma_err'], 2)} | {_fmt(r['member_sigma'])} |")
+    return lines + [""]
+
+
 def write_report(
     sweep_dir: str | Path,
     out_dir: str | Path | None = None,
     donaldson: bool = True,
     donaldson_max_k: int = DONALDSON_MAX_K,
     donaldson_max_params: int = DONALDSON_MAX_PARAMS,
+    ensemble: bool = True,
 ) -> Path:
     """Read a sweep, write report.md, report.json and the figures; return report.md's path.
 
     ``donaldson``: add the balanced-metric rows (``donaldson_rows`` with the given budget; a sweep
-    that lacks what they need gets a one-line note instead). report.json holds the stats of
-    ``summarize`` plus ``donaldson`` (the rows, [] when skipped) and ``donaldson_note``.
+    that lacks what they need gets a one-line note instead). ``ensemble``: add the seed-ensemble
+    rows (``report.ensemble.ensemble_rows``: σ_test of the mean metric over seeds per width; a
+    member that cannot be rebuilt gives a one-line note instead). report.json holds the stats of
+    ``summarize`` plus ``donaldson`` (the rows, [] when skipped), ``donaldson_note``, ``ensemble``
+    and ``ensemble_note``.
     """
     sweep_dir = Path(sweep_dir)
     out_dir = Path(out_dir) if out_dir else sweep_dir
@@ -424,6 +542,14 @@ def write_report(
             stats["donaldson"] = donaldson_rows(records, max_k=donaldson_max_k, max_params=donaldson_max_params)
         except (ValueError, TypeError) as err:  # a sweep without the manifold block or n_params
             stats["donaldson_note"] = str(err)
+    stats["ensemble"], stats["ensemble_note"] = [], None
+    if ensemble:
+        from nnflow.report.ensemble import ensemble_rows
+
+        try:
+            stats["ensemble"] = ensemble_rows(records)
+        except ValueError as err:  # a member without its checkpoint or config, or other test points
+            stats["ensemble_note"] = str(err)
     figures = make_figures(records, stats, out_dir)
     lines = [f"# Finite versus infinite width: {sweep_dir.name}", "",
              f"{len(records)} runs read from `{sweep_dir}`.", ""]
@@ -441,6 +567,9 @@ def write_report(
     lines += ["", f"Frozen-NTK flow (N = ∞): σ_test = {_fmt(stats['frozen_sigma'])}.", ""]
     if donaldson:
         lines += _donaldson_section(stats)
+    if ensemble:
+        lines += _ensemble_section(stats)
+    lines += _lr_section(stats)
     lines += ["## Fitted slopes (log-log, over the per-width means; ± the standard error of the fit)", ""]
     for key, what in (("kernel_dist0", "kernel distance to Θ̄ at initialization"),
                       ("kernel_change", "relative kernel change during training"), ("sigma_gap", "|σ_N − σ_∞|")):

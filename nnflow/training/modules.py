@@ -39,6 +39,7 @@ from nnflow.flows.losses import data_parallel_loss, loss_power
 from nnflow.geometry.hermitian import real_hermitian_det, real_to_hermitian
 from nnflow.geometry.linalg import hermitian_det, hermitian_positive
 from nnflow.geometry.measures import metric_summary, sigma_measure
+from nnflow.models.networks import lr_groups
 
 log = logging.getLogger("nnflow")
 
@@ -56,6 +57,33 @@ def compile_mode(value) -> str | None:
     if value not in COMPILE_MODES:
         raise ValueError(f"compile={value!r}; choose from none, {', '.join(COMPILE_MODES)}")
     return value
+
+
+def optimizer_family(factory: Callable) -> str:
+    """"adam" (Adam, AdamW, Adamax, NAdam, RAdam), "sgd" (SGD) or "other" for an optimizer factory
+    (a class, or a functools.partial of one as Hydra's ``_partial_`` gives): the learning-rate
+    table μP networks take (models.networks.MLP.lr_scales)."""
+    cls = getattr(factory, "func", factory)
+    adam = (torch.optim.Adam, torch.optim.AdamW, torch.optim.Adamax, torch.optim.NAdam, torch.optim.RAdam)
+    if isinstance(cls, type) and issubclass(cls, adam):
+        return "adam"
+    if isinstance(cls, type) and issubclass(cls, torch.optim.SGD):
+        return "sgd"
+    return "other"
+
+
+def build_optimizer(model: torch.nn.Module, factory: Callable) -> torch.optim.Optimizer:
+    """``factory`` (taking parameters, with its own lr) applied to ``model``'s parameters, with
+    per-layer learning rates lr·lr_scale where the model sets them (μP; models.networks.lr_groups):
+    one param group per factor, each keeping its ``lr_scale``; a plain ``factory(parameters)``
+    (one group, as checkpoints of such runs hold) when every factor is 1."""
+    groups = lr_groups(model, optimizer_family(factory))
+    if all(group["lr_scale"] == 1.0 for group in groups):
+        return factory(model.parameters())
+    optimizer = factory(groups)
+    for group in optimizer.param_groups:
+        group["lr"] = group["lr"] * group["lr_scale"]
+    return optimizer
 
 
 class TrainingDivergedError(RuntimeError):
@@ -113,7 +141,8 @@ class MetricModule(L.LightningModule):
 
     Args:
         model: nn.Module with ``metric(z, jac)``.
-        optimizer: partial(torch.optim.X, lr=…) taking the parameters.
+        optimizer: partial(torch.optim.X, lr=…) taking the parameters (per-layer learning rates for
+            μP networks: build_optimizer).
         scheduler: partial(cosine_schedule, …) taking (optimizer, total_steps), or None.
         loss: "ma2" (squared) or "ma1" (σ-like).
         kappa: det g/|Ω|² of the Ricci-flat metric in the class (flows.losses.class_kappa).
@@ -347,7 +376,7 @@ class MetricModule(L.LightningModule):
 
     # ------------------------------------------------------------------ optim
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(self.model.parameters())
+        optimizer = build_optimizer(self.model, self.optimizer_factory)
         if self.scheduler_factory is None:
             return optimizer
         total = self.trainer.estimated_stepping_batches

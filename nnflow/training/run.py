@@ -31,9 +31,11 @@ from nnflow.flows.losses import class_kappa, loss_power
 from nnflow.geometry.hypersurface import hypersurface_from_config
 from nnflow.geometry.measures import evaluate_metric
 from nnflow.models import build_potential
+from nnflow.models.networks import MUP_OPTIMIZERS
 from nnflow.models.potential import phase_options
 from nnflow.precision import PRECISIONS, set_precision
 from nnflow.provenance import provenance
+from nnflow.tracking import logger_options
 from nnflow.training.callbacks import MetricsCSV, plot_sigma
 from nnflow.training.data import PointDataModule
 from nnflow.training.modules import (
@@ -42,6 +44,7 @@ from nnflow.training.modules import (
     MetricModule,
     TrainingDivergedError,
     compile_mode,
+    optimizer_family,
 )
 from nnflow.validation import check_bool, check_choice, check_int, check_positive
 
@@ -59,6 +62,13 @@ def validate_config(cfg: DictConfig) -> None:
     check_int(cfg, *sizes)
     if OmegaConf.select(cfg, "optim.optimizer.lr") is not None:  # an optimizer without lr is its own business
         check_positive(cfg, "optim.optimizer.lr")
+    if cfg.model.get("parameterization") == "mup" and cfg.model.kind != "frozen":
+        family = optimizer_family(instantiate(cfg.optim.optimizer))
+        if family not in MUP_OPTIMIZERS:
+            raise ValueError(
+                f"config value optim.optimizer._target_={cfg.optim.optimizer.get('_target_')!r}: "
+                f"model.parameterization=mup has learning-rate tables for {MUP_OPTIMIZERS} only"
+            )
     compile_mode(cfg.get("compile"))
     check_choice(cfg, "route", ROUTES)
     if "check_every_n_steps" in cfg:
@@ -205,10 +215,16 @@ def read_checkpoint(path: Path) -> dict:
 
 
 def build_logger(cfg: DictConfig, run_dir: Path):
+    """The Lightning logger of ``cfg.logger`` (False for none); a WandbLogger gets the resolved
+    config, the sweep's group and the run's name (nnflow.tracking.logger_options), offline unless
+    WANDB_MODE says otherwise."""
     if cfg.get("logger") is None:
         return False
     os.environ.setdefault("WANDB_MODE", "offline")  # no network at run time unless asked
-    return instantiate(cfg.logger, save_dir=str(run_dir))
+    extra = {}
+    if "wandb" in str(cfg.logger.get("_target_", "")).lower():
+        extra = logger_options(cfg)
+    return instantiate(cfg.logger, _partial_=True)(save_dir=str(run_dir), **extra)  # partial: "config" is a kwarg
 
 
 def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
@@ -311,6 +327,10 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
         # stopped between validations (trainer.max_time): validate the final state, so that
         # metrics.csv, the plot and sigma_val end where training ended
         trainer.validate(module, datamodule=data, verbose=False)
+    if status == "completed" and not trainer.fast_dev_run:
+        # Lightning (≥ 2.5) rewrites last.ckpt only when val_sigma improves: keep it at the final
+        # step, so that a resume continues from the end and the report rebuilds the trained model
+        trainer.save_checkpoint(last)
     train_seconds = time.perf_counter() - start
     if not trainer.is_global_zero:  # data-parallel ranks > 0: rank 0 tests and writes
         return {"status": status, "message": message, "rank": trainer.global_rank}, {"module": module}
