@@ -1,8 +1,11 @@
 """Infinite-width NNGP and NTK kernels of nnflow's networks, composed with the feature map.
 
 The kernels are those of K = K_FS + α[f_θ − f_θ0](x(z)) (models/potential.py) with the
-networks exactly as defined in models/networks.py in the NTK parameterization, on features with
-|x| = 1 and x·x' = |⟨z, z'⟩|^{2k}/(|z|^{2k}|z'|^{2k}). Each is a kernel on P^N. Output scale α
+networks exactly as defined in models/networks.py in the NTK parameterization, on the finite
+model's own features: the full degree-k map (|x| = 1, x·x' = |⟨z, z'⟩|^{2k}/(|z|^{2k}|z'|^{2k}),
+the formulas below) or the phase-invariant standardized features (feature_symmetry "phases",
+|x| varying: the general route ``MLPKernel.general_series`` in (x·x', |x|², |x'|²)). Each is a
+kernel on P^N. Output scale α
 multiplies every kernel by α²; init "zero_last" (last layer zero) has NTK = NNGP at
 initialization.
 
