@@ -37,6 +37,7 @@ bench: install
 	$(BIN)/python bench/bench_step.py --batch 512
 	$(BIN)/python bench/bench_kernels.py
 	$(BIN)/python bench/bench_flow.py
+	$(BIN)/python bench/bench_frozen_ntk.py
 	$(BIN)/python bench/bench_training.py cubic_mlp
 
 ## every benchmark on a CUDA GPU, with a table (bench/README.md)

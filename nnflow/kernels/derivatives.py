@@ -100,12 +100,12 @@ def slot_gram(T1: torch.Tensor, T2: torch.Tensor, n1: int, n2: int) -> torch.Ten
 def to_real(theta: torch.Tensor, n: int, orders: tuple[int, int]) -> torch.Tensor:
     """(B1, B2, m1, m2) complex over (a·n + b) entries → real components, squeezed by order."""
     o1, o2 = orders
+    if o1 or o2:
+        P = component_matrix(n, theta.dtype, theta.device)
     if o1 == 2:
-        P = component_matrix(n, theta.dtype, theta.device)
-        theta = torch.einsum("sa,xyab->xysb", P, theta)
+        theta = P @ theta  # batched (m, m) products
     if o2 == 2:
-        P = component_matrix(n, theta.dtype, theta.device)
-        theta = torch.einsum("tb,xyab->xyat", P, theta)
+        theta = theta @ P.T
     theta = theta.real
     if o2 == 0:
         theta = theta[..., 0]
@@ -217,6 +217,49 @@ def _side_sums(u_views: list, own_views: list) -> dict:
     return out
 
 
+def _side_terms(M, G, n1, n2, side: int, labels) -> list[tuple[int, int, torch.Tensor]]:
+    """(|π|, j, Σ of products) for each partition π of one side's labels and j of its blocks on
+    v (or w); tensors broadcastable to (B1, B2, a, b, c, d)."""
+    out = []
+    for part in set_partitions(labels):
+        u_views = [_block_view(M, n1, n2, block) for block in part]
+        B1, B2 = M.shape[:2]
+        own = []
+        for block in part:
+            derivs = [k for _, k in block]
+            if side == 1:
+                own.append(_norm_block(G, n1, derivs).reshape(B1, 1, *_slot_block(n1, derivs)[1], 1, 1))
+            else:
+                own.append(_norm_block(G, n2, derivs).reshape(1, B2, 1, 1, *_slot_block(n2, derivs)[1]))
+        for j, t in _side_sums(u_views, own).items():
+            out.append((len(part), j, t))
+    return out
+
+
+def _separated_partitions(coef, M, G1, G2, n1, n2, orders) -> torch.Tensor:
+    """Σ over the partitions with no block across the sides: Σ_{I,J} A_I F_IJ B_J as one batched
+    product, A_I over side-1 partitions and their v assignments, B_J likewise: (B1, B2, m1, m2)."""
+    o1, o2 = orders
+    B1, B2 = M.shape[:2]
+    c1, c2 = max(n1, 1) ** 2, max(n2, 1) ** 2
+    labels = _labels(orders)
+    t1 = _side_terms(M, G1, n1, n2, 1, [lab for lab in labels if lab[0] == 1])
+    t2 = _side_terms(M, G2, n1, n2, 2, [lab for lab in labels if lab[0] == 2])
+    shape1, shape2 = (B1, B2, max(n1, 1), max(n1, 1), 1, 1), (B1, B2, 1, 1, max(n2, 1), max(n2, 1))
+    ones = torch.ones((), dtype=M.dtype, device=M.device)
+    A = torch.stack([(ones if t is None else t).expand(shape1).reshape(B1, B2, c1) for _, _, t in t1], -1)
+    B = torch.stack([(ones if t is None else t).expand(shape2).reshape(B1, B2, c2) for _, _, t in t2], -2)
+    zero = torch.zeros(B1, B2, dtype=M.dtype, device=M.device)
+    Fm = torch.stack(
+        [
+            torch.stack([coef.get((r1 + r2 - j - k, j, k), zero).reshape(B1, B2) for r2, k, _ in t2], -1)
+            for r1, j, _ in t1
+        ],
+        -2,
+    )  # (B1, B2, I, J)
+    return A @ Fm @ B
+
+
 def faa_di_bruno_general(
     F: dict, M: torch.Tensor, G1: torch.Tensor | None, G2: torch.Tensor | None, n: int, orders
 ) -> torch.Tensor:
@@ -242,8 +285,10 @@ def faa_di_bruno_general(
     B1, B2 = M.shape[:2]
     full = (B1, B2, max(n1, 1), max(n1, 1), max(n2, 1), max(n2, 1))
     coef = {key: value.to(M.dtype).expand(B1, B2).reshape(B1, B2, 1, 1, 1, 1) for key, value in F.items()}
-    out = torch.zeros(full, dtype=M.dtype, device=M.device)
+    out = _separated_partitions(coef, M, G1, G2, n1, n2, orders).reshape(full)
     for part in set_partitions(_labels((o1, o2))):
+        if all(len({side for side, _ in block}) == 1 for block in part):
+            continue  # no block mixes the sides: summed at once by _separated_partitions
         r = len(part)
         one, two, mixed = [], [], []  # (u view, own view) of side-1-only and side-2-only blocks; mixed u views
         for block in part:
