@@ -29,6 +29,8 @@ products are all-gathered (same result as one process).
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 
 import torch
@@ -42,6 +44,8 @@ from nnflow.geometry.fubini_study import fs_metric, pullback
 from nnflow.geometry.hermitian import hermitian_to_real, real_to_hermitian
 from nnflow.geometry.linalg import hermitian_det
 from nnflow.geometry.pointset import PointSet
+
+log = logging.getLogger("nnflow")
 
 # kernel(z1, jac1, z2, jac2) -> (B1, B2, m, m) real metric kernel in r-components
 MetricKernelFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -109,14 +113,19 @@ def nystrom_factor(
         (U, P): U (N·m, r) with Θ(train, train) ≈ U Uᵀ, and P = V Λ^{−1/2} (p·m, r), so that
         Θ(x, train) c ≈ Θ(x, L) P (Uᵀ c). U is built block by block (Θ(train, L) is never stored whole).
     """
+    start = time.perf_counter()
     zl, jl = z[landmarks], jac[landmarks]
+    log.info("Nyström: Θ(L, L) on %d landmarks of %d training points", len(landmarks), len(z))
     W = assemble_dense(kernel, zl, jl, block)
     evals, evecs = torch.linalg.eigh(0.5 * (W + W.T))
     keep = evals > rtol * evals.max()
     P = evecs[:, keep] / evals[keep].sqrt()
-    rows = [
-        cross_matrix(kernel, z[i : i + block], jac[i : i + block], zl, jl, block) @ P for i in range(0, len(z), block)
-    ]
+    rows = []
+    for i in range(0, len(z), block):
+        rows.append(cross_matrix(kernel, z[i : i + block], jac[i : i + block], zl, jl, block) @ P)
+        done = min(i + block, len(z))
+        log.info("Nyström: Θ(train, L) rows %d/%d (%.0f s)", done, len(z), time.perf_counter() - start)
+    log.info("Nyström: rank %d of %d (eigenvalues above %.0e·λ_max)", P.shape[1], W.shape[0], rtol)
     return torch.cat(rows), P
 
 
