@@ -58,3 +58,21 @@ def test_console_script_prints_json_last(tmp_path):
     provenance = result["provenance"]
     assert provenance["versions"]["torch"] == torch.__version__ and provenance["device"] == "cpu"
     assert provenance["commit"] and provenance["threads"] >= 1
+
+
+
+def test_kernel_compare_takes_the_feature_options():
+    """Phase-invariant standardized features: the general-route analytic kernel of those features
+    against the Monte Carlo mean of the same networks' empirical kernels."""
+    from nnflow.geometry.hypersurface import make_hypersurface
+    from nnflow.kernels import analytic_kernel
+    from nnflow.models.potential import phase_options
+
+    cfg = _compose("model.width=512", "model.depth=2", "model.feature_degree=5", "model.feature_symmetry=phases",
+                   "n_points=3", "seeds=2")
+    result, objects = compare(cfg)
+    assert result["feature_symmetry"] == "phases" and result["feature_degree"] == 5
+    arch = {"network": "mlp", "depth": 2, "feature_degree": 5, "feature_symmetry": "phases"}
+    kernel = analytic_kernel(arch | phase_options(make_hypersurface("fermat_quintic"), "phases"))
+    torch.testing.assert_close(objects["analytic"], kernel.metric(objects["points"]), rtol=1e-12, atol=0)
+    assert result["rel_frobenius_error"] < 3 * result["expected_error_scale"]  # the MC mean agrees
