@@ -8,8 +8,9 @@ and a name:
   sweep's runs share one group and two sweeps of one preset do not; else the ``experiment`` name
   of a single run; else none. ``nnflow-report`` files its run under the group of the sweep it reads.
 - name: ``wandb.name`` when set; else the app's own: a training run is named by its arm, width
-  and seed, "<kind>[_<parameterization>]_w<width>_s<seed>" (``train_run_name``; "_lr<lr>" added
-  when the learning rate is a command-line override, as on a learning-rate axis).
+  and seed, "<arm>_w<width>_s<seed>" (``train_run_name``; the arm is ``arm_label`` or
+  "<kind>[_<parameterization>]"; "_lr<lr>" and "_n<n_train>" added when the learning rate or the
+  data size is a command-line override, as on a learning-rate or data axis).
 
 nnflow-train logs through Lightning's WandbLogger (``logger=wandb``, the default; ``logger_options``
 gives it the config, group, name and tags): σ curves and the kernel-tracking series arrive as
@@ -76,18 +77,33 @@ def _settings(cfg) -> dict:
     return TRACKING_DEFAULTS | block
 
 
-def train_run_name(cfg) -> str:
-    """ "<kind>[_<parameterization>]_w<width>_s<seed>[_lr<lr>]" of a training config (module doc)."""
-    model = cfg.model
-    arm = str(model.kind)
-    param = model.get("parameterization")
+def arm_name(cfg) -> str:
+    """A training run's arm: ``arm_label`` when the config sets one (a study's arms, e.g. "lazy",
+    "adam"), else "<kind>[_<parameterization>]" ("finite", "finite_mup", "frozen")."""
+    if cfg.get("arm_label"):
+        return str(cfg.arm_label)
+    arm = str(cfg.model.kind)
+    param = cfg.model.get("parameterization")
     if param not in (None, "ntk"):
         arm += f"_{param}"
+    return arm
+
+
+# swept keys that name a run beside arm, width and seed: (config key, name prefix)
+NAMED_AXES = (("optim.optimizer.lr", "lr"), ("data.n_train", "n"))
+
+
+def train_run_name(cfg) -> str:
+    """ "<arm>_w<width>_s<seed>[_lr<lr>][_n<n_train>]" of a training config (module doc; the
+    learning rate and data size where the multirun sweeps them)."""
+    model = cfg.model
+    arm = arm_name(cfg)
     name = f"{arm}_w{model.get('width')}_s{cfg.seed}" if model.get("width") is not None else f"{arm}_s{cfg.seed}"
     hydra = _hydra()
-    lr = OmegaConf.select(cfg, "optim.optimizer.lr")
-    if hydra is not None and lr is not None and any(o.startswith("optim.optimizer.lr=") for o in hydra.overrides.task):
-        name += f"_lr{float(lr):g}"
+    for key, prefix in NAMED_AXES:
+        value = OmegaConf.select(cfg, key)
+        if hydra is not None and value is not None and any(o.startswith(f"{key}=") for o in hydra.overrides.task):
+            name += f"_{prefix}{float(value):g}"
     return name
 
 

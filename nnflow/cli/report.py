@@ -3,7 +3,9 @@
 Beside each width it puts Donaldson's balanced metric at the closest parameter count (a few
 seconds on the CPU sweep; --no-donaldson skips it, --donaldson-max-k / --donaldson-max-params set
 its budget). The last line of stdout is one JSON object: the fitted slopes, the frozen flow's σ,
-the Donaldson rows in brief and the path of report.md.
+the Donaldson rows in brief and the path of report.md. A study (experiment=quintic_width_sweep:
+runs with arm labels) gets the multi-arm report (nnflow.report.study); its JSON line holds the
+best finite cell, the limit flows' σ and the verdict.
 """
 
 from __future__ import annotations
@@ -46,9 +48,12 @@ def main(argv: list[str] | None = None) -> int:
         from nnflow.tracking import log_report
 
         log_report(args.sweep_dir, Path(path).parent, vars(args), stats)
-    brief = {k: v for k, v in stats.items() if k.startswith("slope") or k == "frozen_sigma"}
-    brief["donaldson"] = [{key: r[key] for key in ("width", "k", "params", "sigma_test", "sigma_err", "capped")}
-                          for r in stats["donaldson"]]
+    if stats.get("study"):
+        brief = {"best": stats["best"], "limits": stats["limits"], "verdict": stats["verdict"]}
+    else:
+        brief = {k: v for k, v in stats.items() if k.startswith("slope") or k == "frozen_sigma"}
+        brief["donaldson"] = [{key: r[key] for key in ("width", "k", "params", "sigma_test", "sigma_err", "capped")}
+                              for r in stats["donaldson"]]
     print(json.dumps(brief | {"report": str(path)}))
     return 0
 

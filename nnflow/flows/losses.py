@@ -46,6 +46,25 @@ def monge_ampere_loss(
     return (weights * (1 - eta).abs().pow(power)).sum() / total
 
 
+def descent_direction(
+    r: torch.Tensor, omega2: torch.Tensor, weights: torch.Tensor, kappa: float, power: float = 2.0
+) -> torch.Tensor:
+    """y = −∂L_p/∂r: the direction in which the Monge–Ampère loss falls fastest, at points with
+    metric components r ((B, n²) real, ``geometry.hermitian.hermitian_to_real``) → (B, n²).
+
+    By autograd through det g = ``real_hermitian_det`` (the closed form of the module doc in
+    these coordinates). A kernel flow dr/dt = Θ·y lowers L at the rate yᵀΘy
+    (``kernels.diagnostics.target_alignment``).
+    """
+    from nnflow.geometry.hermitian import real_hermitian_det
+
+    with torch.enable_grad():
+        r = r.detach().requires_grad_(True)
+        loss = monge_ampere_loss(real_hermitian_det(r), omega2, weights, kappa, power)
+        (grad,) = torch.autograd.grad(loss, r)
+    return -grad
+
+
 def loss_power(kind: str) -> float:
     """p of a loss name ("ma2" or "ma1")."""
     if kind not in LOSSES:

@@ -10,7 +10,7 @@ Public API (pure torch; gpytorch wrappers in nnflow.kernels.gp):
   ``empirical_metric_ntk``, ``metric_jacobian``, ``metric_jvp``, ``initial_params``.
 - analytic: ``MLPKernel``, ``CosNetKernel``, ``GaussNetKernel``, ``GaussianKernel``, ``analytic_kernel`` with
   ``.potential``, ``.kahler``, ``.metric`` (kind "ntk" or "nngp") in the same shapes.
-- diagnostics: ``relative_frobenius``, ``alignment``, ``relative_change``,
+- diagnostics: ``relative_frobenius``, ``alignment``, ``target_alignment``, ``relative_change``,
   ``leading_eigenvalues``.
 """
 
@@ -30,6 +30,7 @@ from nnflow.kernels.diagnostics import (
     leading_eigenvalues,
     relative_change,
     relative_frobenius,
+    target_alignment,
 )
 from nnflow.kernels.empirical import (
     IMPLEMENTATIONS,
@@ -73,6 +74,7 @@ __all__ = [
     "metric_ntk",
     "model_params",
     "potential_jacobian",
+    "target_alignment",
     "potential_jvp",
     "potential_ntk",
     "real_to_hermitian",

@@ -6,6 +6,7 @@ matrices (``as_matrix``: rows (point, component), columns (point, component)):
     relative Frobenius distance   ‖K − K_ref‖_F / ‖K_ref‖_F
     alignment                     ⟨K1, K2⟩_F / (‖K1‖_F ‖K2‖_F)   (1 for proportional kernels)
     relative change               ‖K_t − K_0‖_F / ‖K_0‖_F         (how far a kernel moved)
+    target alignment              yᵀKy / (‖K‖_F ‖y‖²)              (⟨K, yyᵀ⟩ alignment with a target y)
     leading eigenvalues           of the symmetric (B·m) × (B·m) matrix, largest first
 """
 
@@ -47,6 +48,24 @@ def alignment(K1: torch.Tensor, K2: torch.Tensor) -> float:
     if n1 == 0 or n2 == 0:
         raise ValueError("alignment is undefined for a zero kernel")
     return float((K1 * K2).sum() / (n1 * n2))
+
+
+def target_alignment(K: torch.Tensor, y: torch.Tensor) -> float:
+    """Kernel–target alignment ⟨K, y yᵀ⟩_F / (‖K‖_F ‖y yᵀ‖_F) = yᵀKy / (‖K‖_F ‖y‖²) ∈ [−1, 1].
+
+    K: a kernel of any ``as_matrix`` shape on B points with m components; y: (B, m) or (B·m,)
+    in the same (point, component) order. For y the loss's descent direction −∂L/∂g, yᵀKy is the
+    rate at which the kernel flow lowers L; the alignment is that rate over its largest value
+    for a kernel of the same Frobenius norm (Cristianini et al. 2001).
+    """
+    M = as_matrix(K)
+    v = y.reshape(-1).to(M.dtype)
+    if M.shape != (v.numel(), v.numel()):
+        raise ValueError(f"target of {v.numel()} entries does not fit a kernel of shape {tuple(M.shape)}")
+    norm_k, norm_y = torch.linalg.matrix_norm(M), torch.linalg.vector_norm(v)
+    if norm_k == 0 or norm_y == 0:
+        raise ValueError("target alignment is undefined for a zero kernel or a zero target")
+    return float(v @ M @ v / (norm_k * norm_y**2))
 
 
 def relative_change(K_t: torch.Tensor, K_0: torch.Tensor) -> float:

@@ -71,12 +71,12 @@ def ensemble_metric(models):
 
 
 def ensemble_rows(records: list[dict], arms=ENSEMBLE_ARMS, batch_size: int = 4096, device=None) -> list[dict]:
-    """σ_test of the seed ensemble for every (arm, width, lr) with at least two completed seeds.
+    """σ_test of the seed ensemble for every (arm, width, lr, n_train) with at least two completed seeds.
 
     ``device``: where the members are evaluated (None: CUDA when available, else the CPU; a
     GPU sweep's widest members cost ~N² d·n² flops per point each).
 
-    Returns one dict per group, sorted by (arm, lr, width): arm, width, lr, seeds (sorted),
+    Returns one dict per group, sorted by (arm, lr, n_train, width): arm, width, lr, n_train, seeds (sorted),
     n (members), sigma_test, sigma_err (of the ensemble metric), member_sigma (the members' mean
     σ_test) and volume. Raises ValueError (naming the run) when a member cannot be rebuilt, or
     when the members disagree on the test points (manifold, data seed or n_test).
@@ -89,9 +89,10 @@ def ensemble_rows(records: list[dict], arms=ENSEMBLE_ARMS, batch_size: int = 409
     groups = defaultdict(list)
     for r in records:
         if r["arm"] in arms and r["width"] is not None and r.get("status") in ("completed", None):
-            groups[(r["arm"], int(r["width"]), r["lr"])].append(r)
+            groups[(r["arm"], int(r["width"]), r["lr"], r.get("n_train"))].append(r)
     rows = []
-    for (arm, width, lr), members in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][1])):
+    order = sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][3] or 0, kv[0][1]))
+    for (arm, width, lr, n_train), members in order:
         if len(members) < 2:
             continue
         settings = {_points_setting(m) for m in members}
@@ -105,7 +106,8 @@ def ensemble_rows(records: list[dict], arms=ENSEMBLE_ARMS, batch_size: int = 409
         result = evaluate_metric(points, ensemble_metric(models), batch_size=batch_size)
         member = [m["sigma_test"] for m in members if math.isfinite(m["sigma_test"])]
         rows.append({
-            "arm": arm, "width": width, "lr": lr, "seeds": sorted(m["seed"] for m in members), "n": len(members),
+            "arm": arm, "width": width, "lr": lr, "n_train": n_train,
+            "seeds": sorted(m["seed"] for m in members), "n": len(members),
             "sigma_test": result["sigma"], "sigma_err": result["sigma_err"], "volume": result["volume"],
             "member_sigma": sum(member) / len(member) if member else math.nan,
         })

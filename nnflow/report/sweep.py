@@ -61,7 +61,8 @@ def _float(value) -> float:
 def collect(sweep_dir: str | Path) -> list[dict]:
     """One record per completed run below ``sweep_dir`` (skipped duplicates are left out).
 
-    A record has arm, width, seed, lr, sigma_test, sigma_test_err, n_params (trained parameters,
+    A record has arm (summary.json's: ``arm_label`` or model.kind[_parameterization]), kind
+    (model.kind), n_train, width, seed, lr, sigma_test, sigma_test_err, n_params (trained parameters,
     None if summary.json has none), kernel_dist0 (distance to Θ̄ at initialization), kernel_change
     (final relative change), the σ_val curve (time, sigma) in NTK time, and config (the run's
     resolved config.yaml as a dict, {} if absent).
@@ -91,6 +92,8 @@ def collect(sweep_dir: str | Path) -> list[dict]:
             {
                 "run": str(run),
                 "arm": summary.get("arm", "finite"),
+                "kind": summary.get("kind", summary.get("arm", "finite")),
+                "n_train": (cfg.get("data") or {}).get("n_train"),
                 "width": summary.get("width"),
                 "seed": summary.get("seed"),
                 "status": summary.get("status"),
@@ -154,11 +157,11 @@ def lazy_records(records: list[dict]) -> list[dict]:
     return [r for r in records if r["arm"] not in smallest or r["lr"] == smallest[r["arm"]]]
 
 
-def lr_axis(records: list[dict], arms=("finite", "linearized")) -> list[dict]:
+def lr_axis(records: list[dict], arms=("finite", "linearized"), frozen: str = "frozen") -> list[dict]:
     """Per arm with several learning rates and per lr (ascending): {"arm", "lr", "sigma" and
     "kernel_change" (``by_width`` rows), "slope_kernel_change" and its "_err" (log-log fit over
-    the per-width means), "frozen_sigma" (the frozen flow run at the same lr, i.e. the same NTK
-    time lr·steps; nan if none), "diverged" (runs of that lr that diverged)}. [] without an axis."""
+    the per-width means), "frozen_sigma" (the run of arm ``frozen`` at the same lr, i.e. the same
+    NTK time lr·steps; nan if none), "diverged" (runs of that lr that diverged)}. [] without an axis."""
     out = []
     for arm in arms:
         lrs = arm_lrs(records, arm)
@@ -168,11 +171,11 @@ def lr_axis(records: list[dict], arms=("finite", "linearized")) -> list[dict]:
             runs = [r for r in records if r["lr"] == lr]
             change = by_width(runs, arm, "kernel_change")
             xs, ys = [w for w, *_ in change], [m for _, m, *_ in change]
-            frozen = [r["sigma_test"] for r in runs if r["arm"] == "frozen" and math.isfinite(r["sigma_test"])]
+            limit = [r["sigma_test"] for r in runs if r["arm"] == frozen and math.isfinite(r["sigma_test"])]
             out.append({
                 "arm": arm, "lr": lr, "sigma": by_width(runs, arm, "sigma_test"), "kernel_change": change,
                 "slope_kernel_change": fit_slope(xs, ys)[0], "slope_kernel_change_err": slope_error(xs, ys),
-                "frozen_sigma": sum(frozen) / len(frozen) if frozen else math.nan,
+                "frozen_sigma": sum(limit) / len(limit) if limit else math.nan,
                 "diverged": sum(r["arm"] == arm and r.get("status") == "diverged" for r in runs),
             })
     return out
@@ -524,6 +527,9 @@ def write_report(
 ) -> Path:
     """Read a sweep, write report.md, report.json and the figures; return report.md's path.
 
+    A study (runs with ``arm_label``: experiment=quintic_width_sweep) gets the multi-arm report of
+    ``nnflow.report.study`` instead (the Donaldson rows are not part of it).
+
     ``donaldson``: add the balanced-metric rows (``donaldson_rows`` with the given budget; a sweep
     that lacks what they need gets a one-line note instead). ``ensemble``: add the seed-ensemble
     rows (``report.ensemble.ensemble_rows``: σ_test of the mean metric over seeds per width; a
@@ -535,6 +541,10 @@ def write_report(
     out_dir = Path(out_dir) if out_dir else sweep_dir
     records = collect(sweep_dir)  # first: a missing, empty or foreign directory stops before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
+    from nnflow.report.study import is_study, write_study_report
+
+    if is_study(records):  # runs with arm labels (experiment=quintic_width_sweep): the study's report
+        return write_study_report(records, sweep_dir, out_dir, ensemble=ensemble)
     stats = summarize(records)
     stats["donaldson"], stats["donaldson_note"] = [], None
     if donaldson:

@@ -6,7 +6,14 @@ validation points and appends a row to ``kernel.csv``:
     step, rel_change = ‖Θ_t − Θ_0‖_F/‖Θ_0‖_F,
     dist_analytic = ‖Θ_t − Θ̄‖_F/‖Θ̄‖_F and align_analytic = ⟨Θ_t, Θ̄⟩/(‖Θ_t‖‖Θ̄‖)
         (Θ̄: the infinite-width kernel of the architecture, when one exists),
-    eig_1..eig_k, the leading eigenvalues of Θ_t.
+    eig_1..eig_k, the leading eigenvalues of Θ_t,
+    align_target = yᵀΘ_t y/(‖Θ_t‖_F ‖y‖²), the kernel–target alignment with the loss's descent
+        direction y = −∂L/∂g at the probe points under the current metric
+        (flows.losses.descent_direction; the rate at which the frozen-Θ_t flow lowers L, over
+        its largest value for a kernel of that norm).
+
+and writes ``kernel_spectrum.json``: every eigenvalue of Θ at the first and the latest record
+(the spectrum at initialization and after training).
 
 KahlerPotentials use nnflow.kernels.metric_ntk (fastest implementation); any other metric
 model (e.g. the linearized network) uses a plain Jacobian contraction of its own ``metric``
@@ -16,6 +23,7 @@ over its own parameters, so a frozen kernel shows up as rel_change = 0 by comput
 from __future__ import annotations
 
 import csv
+import json
 import logging
 from pathlib import Path
 
@@ -23,12 +31,15 @@ import lightning as L
 import torch
 from torch.func import functional_call, jacrev
 
+from nnflow.flows.losses import descent_direction
 from nnflow.kernels import (
     alignment,
+    as_matrix,
     hermitian_to_real,
     leading_eigenvalues,
     metric_ntk,
     relative_change,
+    target_alignment,
 )
 from nnflow.models.potential import KahlerPotential
 
@@ -76,25 +87,40 @@ class KernelTracking(L.Callback):
 
     def _probe(self, trainer, pl_module):
         pts = trainer.datamodule.split("val").subset(slice(0, self.probe_size))
-        device = next(pl_module.model.parameters()).device
-        return pts.z.to(device), pts.jac.to(device)
+        return pts.to(next(pl_module.model.parameters()).device)
+
+    def _target(self, pl_module, pts) -> torch.Tensor:
+        """−∂L/∂g at the probe points under the model's current metric: (B, n²) real."""
+        r = hermitian_to_real(pl_module.model.metric(pts.z, pts.jac)).detach()
+        return descent_direction(r, pts.omega2, pts.weights, pl_module.kappa, pl_module.power)
+
+    def _write_spectrum(self, step: int, K: torch.Tensor) -> None:
+        evals = torch.linalg.eigvalsh(as_matrix(K)).flip(0).tolist()  # symmetric by construction
+        path = self.path.with_name("kernel_spectrum.json")
+        spectrum = json.loads(path.read_text()) if path.exists() else {}
+        if "initial" not in spectrum or step == 0:
+            spectrum["initial"] = {"step": step, "eigenvalues": evals}
+        spectrum["final"] = {"step": step, "eigenvalues": evals}
+        path.write_text(json.dumps(spectrum))
 
     def _record(self, trainer, pl_module) -> None:
         if not trainer.is_global_zero:
             return
-        z, jac = self._probe(trainer, pl_module)
-        K = model_metric_ntk(pl_module.model, z, jac).detach()
+        pts = self._probe(trainer, pl_module)
+        K = model_metric_ntk(pl_module.model, pts.z, pts.jac).detach()
         if self.theta0 is None:
             self.theta0 = K
             torch.save(K.cpu(), self._theta0_path)
         if self.theta_bar is None and self.analytic is not None:
-            self.theta_bar = self.analytic.metric((z, jac)).to(K.dtype)
+            self.theta_bar = self.analytic.metric((pts.z, pts.jac)).to(K.dtype)
         row = {"step": trainer.global_step, "rel_change": relative_change(K, self.theta0)}
         if self.theta_bar is not None:
             row["dist_analytic"] = relative_change(K, self.theta_bar)
             row["align_analytic"] = alignment(K, self.theta_bar)
         eig = leading_eigenvalues(K, self.k)
         row.update({f"eig_{i + 1}": float(v) for i, v in enumerate(eig)})
+        row["align_target"] = target_alignment(K, self._target(pl_module, pts))
+        self._write_spectrum(trainer.global_step, K)
         self.last = row
         rows = [r for r in self._read() if int(r["step"]) < trainer.global_step]
         with self.path.open("w", newline="") as f:

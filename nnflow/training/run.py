@@ -35,7 +35,7 @@ from nnflow.models.networks import MUP_OPTIMIZERS
 from nnflow.models.potential import phase_options
 from nnflow.precision import PRECISIONS, set_precision
 from nnflow.provenance import provenance
-from nnflow.tracking import logger_options
+from nnflow.tracking import arm_name, logger_options
 from nnflow.training.callbacks import MetricsCSV, plot_sigma
 from nnflow.training.data import PointDataModule
 from nnflow.training.modules import (
@@ -136,6 +136,22 @@ def duplicate_of_reference(cfg: DictConfig) -> str | None:
     )
 
 
+def outside_sweep_cells(cfg: DictConfig) -> str | None:
+    """For a study's arm that needs fewer cells of the multirun's product than the others
+    (``sweep_cells``: {config key: allowed values}, e.g. {"seed": [0], "data.n_train": [1000]}):
+    why this run is not one of them, else None."""
+    cells = cfg.get("sweep_cells")
+    if not cells:
+        return None
+    for key, allowed in cells.items():
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is None:
+            raise ValueError(f"config value sweep_cells.{key}: the config has no key {key!r}")
+        if value not in list(allowed):
+            return f"this arm ({arm_name(cfg)}) runs only {key} in {list(allowed)} (sweep_cells); this run has {value}"
+    return None
+
+
 def symmetry_kwargs(cfg: DictConfig, surface) -> dict:
     """The manifold's phase symmetries for ``feature_symmetry: phases`` (any kind), else nothing."""
     return phase_options(surface, cfg.model.get("feature_symmetry", "none"))
@@ -168,14 +184,15 @@ def build_flow(cfg: DictConfig, surface, train_points, kappa: float) -> torch.nn
         raise ValueError(f"model config: {err}") from err
 
 
-def build_kernel_tracking(cfg: DictConfig, run_dir: Path):
-    """KernelTracking with the architecture's analytic kernel Θ̄ when one exists."""
+def build_kernel_tracking(cfg: DictConfig, run_dir: Path, surface):
+    """KernelTracking with the architecture's analytic kernel Θ̄ when one exists (phase-invariant
+    features take the manifold's phase symmetries)."""
     from nnflow.kernels import analytic_kernel
     from nnflow.training.kernel_tracking import KernelTracking
 
     _, _, options = model_factory(cfg.model)
     try:
-        analytic = analytic_kernel(options)
+        analytic = analytic_kernel(options | symmetry_kwargs(cfg, surface))
     except (ValueError, TypeError) as err:
         log.info("no analytic kernel for this model (%s): tracking the empirical kernel only", err)
         analytic = None
@@ -240,9 +257,9 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    duplicate = duplicate_of_reference(cfg)
+    duplicate = duplicate_of_reference(cfg) or outside_sweep_cells(cfg)
     if duplicate:
-        summary = {"status": "skipped", "message": duplicate, "arm": cfg.model.kind, "provenance": provenance()}
+        summary = {"status": "skipped", "message": duplicate, "arm": arm_name(cfg), "provenance": provenance()}
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary, {}
     ckpt_dir = run_dir / "checkpoints"
@@ -302,7 +319,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
     callbacks = [checkpoint, MetricsCSV(run_dir / "metrics.csv")]
     tracking = cfg.get("kernel_tracking")
     if tracking is not None and tracking.enabled and not frozen:
-        callbacks.append(build_kernel_tracking(cfg, run_dir))
+        callbacks.append(build_kernel_tracking(cfg, run_dir, surface))
     trainer = L.Trainer(
         **OmegaConf.to_container(cfg.trainer, resolve=True),
         default_root_dir=str(run_dir),
@@ -344,7 +361,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
         "status": status,
         "message": message,
         "manifold": surface.name,
-        "arm": cfg.model.kind,
+        "arm": arm_name(cfg),
+        "kind": cfg.model.kind,
         "model": cfg.model.get("network", cfg.model.get("_target_")),
         "width": cfg.model.get("width"),
         "sigma_val": float(val_sigma) if val_sigma is not None else math.nan,
