@@ -12,11 +12,12 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-## main job: finite versus infinite width in one go — a reduced width sweep (finite MLPs,
-## their linearized models, the frozen-NTK flow) on the cubic curve, then its report
+## main job: finite versus infinite width on the Fermat quintic in one go — a reduced version of
+## the quintic study (lazy, linearized, Adam and μP networks, the frozen NTK and Gaussian-kernel
+## flows; experiment=quintic_width_sweep_demo), then its report
 DEMO_DIR ?= outputs/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
 demo: install
-	WANDB_MODE=offline $(BIN)/nnflow-train -m experiment=width_sweep_demo hydra.sweep.dir=$(DEMO_DIR)
+	WANDB_MODE=offline $(BIN)/nnflow-train -m experiment=quintic_width_sweep_demo hydra.sweep.dir=$(DEMO_DIR)
 	$(BIN)/nnflow-report $(DEMO_DIR)
 
 ## the geometry measurement of the Fubini–Study metric on the Fermat quintic (the first demo)

@@ -14,7 +14,7 @@ Fermat quintic, the quintic_frozen_ntk architecture (depth 3, gelu, σ_w 1, σ_b
    once and looked up by every flow (so the flows differ only in their algebra).
 
     python bench/bench_frozen_ntk.py [--points 2000] [--test 1000] [--landmarks 250 500 1000]
-                                     [--steps 1000] [--out FILE]
+                                     [--steps 1000] [--parts per_pair assembly flows] [--out FILE]
 
 The 10,000-point flow is a run of its own (``nnflow-train experiment=quintic_frozen_ntk_lowrank``;
 its summary.json has seconds, peak_rss_gb and kernel_rank): bench/README.md.
@@ -40,6 +40,7 @@ from nnflow.geometry.pointset import PointSet
 from nnflow.kernels import analytic_kernel
 from nnflow.models.potential import phase_options
 
+PARTS = ("per_pair", "assembly", "flows")
 ARCH = dict(network="mlp", depth=3, activation="gelu", sigma_w=1.0, sigma_b=0.1, feature_degree=5,
             feature_symmetry="phases", input_scale=0.1)
 
@@ -116,6 +117,8 @@ def main() -> None:
     parser.add_argument("--landmarks", type=int, nargs="*", default=[250, 500, 1000])
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--dt", type=float, default=2.0)
+    parser.add_argument("--parts", nargs="*", choices=PARTS, default=list(PARTS),
+                        help="which parts to run (e.g. --parts assembly: the 2-minute target alone)")
     parser.add_argument("--out", default="bench/results/frozen_ntk.json")
     args = parser.parse_args()
     surface = make_hypersurface("fermat_quintic")
@@ -124,22 +127,25 @@ def main() -> None:
            "torch": torch.__version__, "architecture": ARCH}
     # gelu has no closed-form dual: under torch.func its Gauss–Hermite sums run to full length, so
     # the closed-form erf network on the same features is the like-for-like per-pair comparison
-    out["per_pair"] = per_pair(kernel, surface, 1)
-    erf = analytic_kernel(ARCH | {"activation": "erf"} | phase_options(surface, "phases"))
-    out["per_pair_erf"] = per_pair(erf, surface, 4)
-    print("per pair (gelu, erf):", out["per_pair"], out["per_pair_erf"], flush=True)
-    train = sample_points(surface, args.points, seed=31)
-    rss0 = rss_gb()
-    t = time.perf_counter()
-    fn = metric_kernel_from_options("analytic", 5, **(ARCH | phase_options(surface, "phases")))
-    matrix = assemble_dense(fn, train.z, train.jac, 512)
-    seconds = time.perf_counter() - t
-    out["dense_assembly"] = {"points": args.points, "matrix_shape": list(matrix.shape), "seconds": seconds,
-                             "target_seconds": 120.0, "ratio_to_target": seconds / 120.0,
-                             "peak_rss_growth_gb": rss_gb() - rss0}
-    print("dense assembly:", out["dense_assembly"], flush=True)
-    del matrix
-    out.update(flows(kernel, surface, args.points, args.test, args.landmarks, args.steps, args.dt))
+    if "per_pair" in args.parts:
+        out["per_pair"] = per_pair(kernel, surface, 1)
+        erf = analytic_kernel(ARCH | {"activation": "erf"} | phase_options(surface, "phases"))
+        out["per_pair_erf"] = per_pair(erf, surface, 4)
+        print("per pair (gelu, erf):", out["per_pair"], out["per_pair_erf"], flush=True)
+    if "assembly" in args.parts:
+        train = sample_points(surface, args.points, seed=31)
+        rss0 = rss_gb()
+        t = time.perf_counter()
+        fn = metric_kernel_from_options("analytic", 5, **(ARCH | phase_options(surface, "phases")))
+        matrix = assemble_dense(fn, train.z, train.jac, 512)
+        seconds = time.perf_counter() - t
+        out["dense_assembly"] = {"points": args.points, "matrix_shape": list(matrix.shape), "seconds": seconds,
+                                 "target_seconds": 120.0, "ratio_to_target": seconds / 120.0,
+                                 "peak_rss_growth_gb": rss_gb() - rss0}
+        print("dense assembly:", out["dense_assembly"], flush=True)
+        del matrix
+    if "flows" in args.parts:
+        out.update(flows(kernel, surface, args.points, args.test, args.landmarks, args.steps, args.dt))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2))
     print(json.dumps(out))

@@ -4,7 +4,7 @@ lazy against feature-learning training, like for like, from the runs' own files.
 A study's runs carry an ``arm_label`` (conf/arm/*.yaml; summary.json ``arm``). Finite arms
 (model.kind finite or linearized: lazy, adam, mup, linearized) have a width; limit arms
 (model.kind frozen: frozen_ntk, frozen_nngp, gaussian) have one run per data size. An arm with
-several learning rates (lazy and lazy_lr_x4 share the label "lazy") is tabulated at its smallest
+several learning rates (lazy and lazy_lr_up share the label "lazy") is tabulated at its smallest
 one; the others form the learning-rate axis (``report.sweep.lr_axis``, against frozen_ntk).
 
 ``summarize_study(records)`` computes what the report states; ``verdict(stats)`` turns it into
