@@ -92,6 +92,7 @@ def test_nan_stops_with_message_and_keeps_last_good_checkpoint(every, tmp_path):
     assert state["global_step"] == 4  # the end of the one healthy epoch
     assert all(torch.isfinite(v).all() for v in state["state_dict"].values() if v.is_floating_point())
     assert math.isfinite(summary["sigma_test"])  # evaluated at the last good state
+    assert summary["checkpoint"] == "checkpoints/last.ckpt" and summary["checkpoint_step"] == 4  # which is saved
 
 
 def test_nonpositive_metric_stops_at_its_step(tmp_path):

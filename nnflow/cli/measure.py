@@ -1,5 +1,6 @@
-"""nnflow-measure: sample points on X and measure its Fubini–Study metric; writes measure.json
-and prints it as the last line of stdout."""
+"""nnflow-measure: sample points on X and measure its Fubini–Study metric — or, with
+``run=<run dir>``, a trained run's learned metric with the FS values beside it — writes
+measure.json and prints it as the last line of stdout."""
 
 from __future__ import annotations
 
@@ -18,35 +19,60 @@ log = logging.getLogger("nnflow")
 
 
 def measure(cfg: DictConfig) -> tuple[dict, object]:
-    """Sample points and measure the Fubini–Study metric; returns (result dict, PointSet)."""
+    """Sample points and measure the Fubini–Study metric, or with ``run`` set the run's learned
+    metric and FS beside it (the run's manifold and Kähler class); returns (result dict, PointSet)."""
     from nnflow.feasibility import check_feasible, sampling
     from nnflow.geometry import sample_points
     from nnflow.geometry.measures import measure_fubini_study
 
     check_int(cfg, "n_points", "curvature_points", allow_none=("curvature_points",))
+    check_int(cfg, "chunk_size")
     check_int(cfg, "seed", minimum=-(2**63))  # any integer torch takes as a seed
     check_positive(cfg, "kahler_t")
     check_bool(cfg, "save_points")
     device = device_from_config(cfg.device)
-    surface = hypersurface_from_config(OmegaConf.to_container(cfg.manifold, resolve=True))
+    loaded = load(cfg.run, device) if cfg.get("run") is not None else None
+    surface = loaded.surface if loaded else hypersurface_from_config(OmegaConf.to_container(cfg.manifold, resolve=True))
+    kahler_t = float(loaded.cfg.kahler_t if loaded else cfg.kahler_t)
     check_feasible(sampling(int(cfg.n_points), surface.n_coords), device=device, max_memory_gb=cfg.get("max_memory_gb"))
     start = time.perf_counter()
     log.info("sampling %d points on %s (seed %d)", cfg.n_points, surface, cfg.seed)
     points = sample_points(surface, int(cfg.n_points), seed=int(cfg.seed), device=device)
     t_sample = time.perf_counter() - start
     log.info("sampled in %.2f s; measuring (curvature on %s points)", t_sample, cfg.curvature_points)
-    result = measure_fubini_study(points, t=float(cfg.kahler_t), curvature_points=cfg.curvature_points)
+    options = {"curvature_points": cfg.curvature_points, "chunk_size": int(cfg.chunk_size)}
+    if loaded:
+        from nnflow.training.measure_run import measure_learned
+
+        result = measure_learned(loaded, points, **options)
+        log.info("learned σ = %.5g ± %.2g (FS %.5g), χ = %.4g ± %.2g (FS %.4g)", result["sigma"], result["sigma_err"],
+                 result["fubini_study"]["sigma"], result["euler"], result["euler_err"], result["fubini_study"]["euler"])
+        summary = loaded.summary
+        result.update(run=str(cfg.run), kind=str(loaded.cfg.model.kind), checkpoint=str(loaded.checkpoint),
+                      checkpoint_step=summary.get("checkpoint_step"), sigma_test=summary.get("sigma_test"))
+    else:
+        result = measure_fubini_study(points, t=kahler_t, **options)
     result.update(
         manifold=surface.name,
         smoothness=smoothness(surface.check_smooth()),  # memoized by sampling: free
         seed=int(cfg.seed),
-        kahler_t=float(cfg.kahler_t),
+        kahler_t=kahler_t,
         seconds_sampling=t_sample,
         seconds=time.perf_counter() - start,
         device=str(device),
         provenance=provenance(device),
     )
     return result, points
+
+
+def load(run: str, device):
+    """nnflow.load_run of config value ``run`` on ``device``, logged."""
+    from nnflow import load_run
+
+    loaded = load_run(run, device=device)
+    log.info("loaded %s (model.kind=%s, step %s, σ_test %.5g)", loaded.checkpoint, loaded.cfg.model.kind,
+             loaded.summary.get("checkpoint_step"), loaded.summary.get("sigma_test", float("nan")))
+    return loaded
 
 
 def smoothness(report) -> dict:

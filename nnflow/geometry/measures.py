@@ -126,6 +126,7 @@ def fs_det(points: PointSet, t: float = 1.0) -> torch.Tensor:
     return torch.linalg.det(pullback(points.jac, fs_metric(points.z, t))).real
 
 
+@torch.no_grad()
 def measure_metric(
     points: PointSet,
     det_fn: Callable[[PointSet], torch.Tensor],
@@ -133,7 +134,7 @@ def measure_metric(
     curvature_points: int | None = 20000,
     chunk_size: int = 1024,
 ) -> dict[str, float]:
-    """All measures of one metric on one point set.
+    """All measures of one metric on one point set (values only: no autograd graph is kept).
 
     Args:
         points: where σ and the volume are estimated.

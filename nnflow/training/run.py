@@ -216,18 +216,18 @@ def memory_estimates(cfg: DictConfig, surface) -> list:
     return parts
 
 
-def read_checkpoint(path: Path) -> dict:
+RESUME_REMEDY = "move it away to start this run directory afresh, or pass resume=never"
+
+
+def read_checkpoint(path: Path, remedy: str = RESUME_REMEDY) -> dict:
     """A Lightning checkpoint as a dict, or ValueError naming the file and the remedy (a truncated
     or corrupt file gives torch's internal "failed finding central directory" otherwise)."""
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # RuntimeError, EOFError, UnpicklingError, … depending on the damage
-        raise ValueError(
-            f"checkpoint {path} cannot be read ({type(err).__name__}: {err}); move it away to start "
-            "this run directory afresh, or pass resume=never"
-        ) from err
+        raise ValueError(f"checkpoint {path} cannot be read ({type(err).__name__}: {err}); {remedy}") from err
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise ValueError(f"checkpoint {path} holds no state_dict; move it away or pass resume=never")
+        raise ValueError(f"checkpoint {path} holds no state_dict; {remedy}")
     return checkpoint
 
 
@@ -331,14 +331,16 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
     if resume:
         log.info("resuming from %s", resume)
     status, message = "completed", ""
+    tested_step = None  # the step of the state that is tested, when checkpoints/last.ckpt holds it
     try:
         trainer.fit(module, datamodule=data, ckpt_path=resume)
     except TrainingDivergedError as err:
         status, message = "diverged", str(err)
         log.error("training stopped: %s", err)
         if last.exists():  # evaluate the last good state, not the broken one
-            state = read_checkpoint(last)["state_dict"]
-            module.load_state_dict(state)
+            saved = read_checkpoint(last)
+            module.load_state_dict(saved["state_dict"])
+            tested_step = int(saved.get("global_step", -1))
     stale = module.last_val_step != trainer.global_step and trainer.global_step > module.fit_start_step
     if status == "completed" and not trainer.fast_dev_run and stale:
         # stopped between validations (trainer.max_time): validate the final state, so that
@@ -346,8 +348,10 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
         trainer.validate(module, datamodule=data, verbose=False)
     if status == "completed" and not trainer.fast_dev_run:
         # Lightning (≥ 2.5) rewrites last.ckpt only when val_sigma improves: keep it at the final
-        # step, so that a resume continues from the end and the report rebuilds the trained model
+        # step, so that a resume continues from the end and the report rebuilds the trained model;
+        # it is the state tested below (summary.json's "checkpoint", what nnflow.load_run loads)
         trainer.save_checkpoint(last)
+        tested_step = trainer.global_step
     train_seconds = time.perf_counter() - start
     if not trainer.is_global_zero:  # data-parallel ranks > 0: rank 0 tests and writes
         return {"status": status, "message": message, "rank": trainer.global_rank}, {"module": module}
@@ -377,6 +381,10 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
         "kernel_rank": getattr(model, "rank", None) if frozen else None,  # the Nyström route's rank
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,  # Linux: KiB
         "steps": trainer.global_step,
+        # the weights that gave sigma_test (relative to the run directory; null when none was
+        # saved: fast_dev_run, or a divergence before the first checkpoint) and their step
+        "checkpoint": str(last.relative_to(run_dir)) if tested_step is not None else None,
+        "checkpoint_step": tested_step,
         "epochs": trainer.current_epoch,
         "seconds": time.perf_counter() - start,
         "seconds_train": train_seconds,
