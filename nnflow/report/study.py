@@ -254,6 +254,21 @@ def _table(stats: dict) -> list[str]:
     return lines
 
 
+def _finish_loglog(fig, ax, xlabel: str, ylabel: str, title: str, legend_size: int, out_dir: Path, name: str,
+                   made: list[str]) -> None:
+    """Log–log axes, labels, grid and legend; save as PNG and PDF, close, record the name."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=legend_size)
+    _save(fig, out_dir, name)
+    pyplot().close(fig)
+    made.append(name)
+
+
 def make_study_figures(stats: dict, out_dir: Path) -> list[str]:
     """Write the STUDY_FIGURES the data allow (PNG and PDF); return their names."""
     plt = pyplot()
@@ -296,16 +311,9 @@ def make_study_figures(stats: dict, out_dir: Path) -> list[str]:
                 ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] if math.isfinite(p[2]) else 0
                                                                              for p in pts],
                             marker="o", ls="-" if arm in stats["sigma"] else ":", color=f"C{i % 10}", label=arm)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("training points n")
-        ax.set_ylabel("σ_test")
-        ax.set_title("σ_test vs data (finite arms at their widest width)")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
-        _save(fig, out_dir, STUDY_FIGURES[1])
-        plt.close(fig)
-        made.append(STUDY_FIGURES[1])
+        _finish_loglog(fig, ax, "training points n", "σ_test", "σ_test vs data (finite arms at their widest width)",
+                       7, out_dir,
+                       STUDY_FIGURES[1], made)
     if stats["kernel_change"]:
         fig, ax = plt.subplots(figsize=(5.5, 4.2))
         for i, e in enumerate(stats["kernel_change"]):
@@ -313,16 +321,9 @@ def make_study_figures(stats: dict, out_dir: Path) -> list[str]:
             ax.errorbar([w for w, *_ in rows], [m for _, m, *_ in rows],
                         yerr=[s if math.isfinite(s) else 0 for _, _, s, _ in rows], marker="o", color=f"C{i % 10}",
                         label=f"{e['arm']} lr {e['lr']:g} n {e['n_train']}: N^{_fmt(e['slope'], 2)}")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("width N")
-        ax.set_ylabel("‖Θ_T − Θ_0‖/‖Θ_0‖")
-        ax.set_title("relative metric-NTK change during training")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=6)
-        _save(fig, out_dir, STUDY_FIGURES[2])
-        plt.close(fig)
-        made.append(STUDY_FIGURES[2])
+        _finish_loglog(fig, ax, "width N", "‖Θ_T − Θ_0‖/‖Θ_0‖", "relative metric-NTK change during training",
+                       6, out_dir,
+                       STUDY_FIGURES[2], made)
     spectrum = stats["spectrum"]
     if spectrum:
         best = stats["best"]
