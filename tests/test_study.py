@@ -70,6 +70,11 @@ def test_tiny_quintic_study_runs_every_arm_and_reports(tmp_path):
     assert set(stats["finite_arms"]) == {"lazy", "adam", "mup", "linearized"}
     assert {r["arm"] for r in stats["ensemble"]} == {"lazy", "adam", "mup"}
     assert [e["lr"] for e in stats["lr_axis"]] == [0.3, 0.6]
+    # a frozen flow's step is its flow.dt: the limit row is frozen_ntk's own run (not averaged
+    # with frozen_lr_up's), and the learning-rate axis finds the frozen flow at each step
+    assert all(math.isfinite(e["frozen_sigma"]) for e in stats["lr_axis"])
+    frozen = summaries["frozen_ntk_w8_s0_n32"]
+    assert stats["limits"]["frozen_ntk"]["32"] == [frozen["sigma_test"], frozen["sigma_test_err"]]
     text = (sweep / "report.md").read_text()
     assert "## Verdict" in text and "## Seed ensembles" in text and "## Learning-rate axis" in text
     for sentence in brief["verdict"]:

@@ -62,7 +62,8 @@ def collect(sweep_dir: str | Path) -> list[dict]:
     """One record per completed run below ``sweep_dir`` (skipped duplicates are left out).
 
     A record has arm (summary.json's: ``arm_label`` or model.kind[_parameterization]), kind
-    (model.kind), n_train, width, seed, lr, sigma_test, sigma_test_err, n_params (trained parameters,
+    (model.kind), n_train, width, seed, lr (the step: optim.optimizer.lr, or flow.dt of a frozen
+    flow that sets it), sigma_test, sigma_test_err, n_params (trained parameters,
     None if summary.json has none), kernel_dist0 (distance to Θ̄ at initialization), kernel_change
     (final relative change), the σ_val curve (time, sigma) in NTK time, and config (the run's
     resolved config.yaml as a dict, {} if absent).
@@ -85,6 +86,9 @@ def collect(sweep_dir: str | Path) -> list[dict]:
             continue
         cfg = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").exists() else {}
         lr = _float((cfg.get("optim") or {}).get("optimizer", {}).get("lr"))
+        dt = (cfg.get("flow") or {}).get("dt")
+        if summary.get("kind") == "frozen" and dt is not None:
+            lr = _float(dt)  # a frozen flow's step is flow.dt (its optimizer lr is unused)
         metrics = _read_csv(run / "metrics.csv")
         curve = [(int(r["step"]) * lr, _float(r["val_sigma"])) for r in metrics if r.get("val_sigma")]
         kernel = _read_csv(run / "kernel.csv")
