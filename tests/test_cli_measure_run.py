@@ -34,7 +34,7 @@ def _compose(*overrides):
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("measure_run")
-    overrides = ["experiment=cubic_mlp", "model.width=8", "model.depth=1", *TINY]
+    overrides = ["experiment=cubic_mlp", "model.width=8", "model.depth=1", "curvature.points=32", *TINY]
     train(compose_train(*overrides, tmp_path=root), root / "run")
     return root / "run"
 
@@ -50,6 +50,14 @@ def test_measure_run_prints_the_learned_and_fs_geometry(run, tmp_path):
     for key in KEYS:
         assert math.isfinite(result[key]) and math.isfinite(result["fubini_study"][key]), key
     assert result["manifold"] == "fermat_cubic" and result["kind"] == "finite" and result["checkpoint_step"] == 6
+    assert result["curvature_route"] == "exact"  # an MLP potential: bi-jets through the network
+    for name in ("eta_hist", "ricci_scalar_hist"):
+        assert (tmp_path / f"{name}.png").exists() and (tmp_path / f"{name}.pdf").exists(), name
+    # the nested-autodiff route gives the same curvature (two implementations)
+    slow, _ = measure(_compose(f"run={run}", *points, "chunk_size=64", "curvature_route=autodiff"))
+    assert slow["curvature_route"] == "autodiff"
+    for key in ("euler", "ricci", "euler_err", "ricci_err"):
+        assert slow[key] == pytest.approx(result[key], rel=1e-9), key
     # the learned σ is load_run's metric on the same points (sampled from the same seed)
     loaded = nnflow.load_run(run)
     same = sample_points(loaded.surface, 400, seed=2)
@@ -64,6 +72,23 @@ def test_measure_run_prints_the_learned_and_fs_geometry(run, tmp_path):
     assert abs(result["euler"]) < 5 * result["euler_err"]
 
 
+def test_training_adds_the_learned_ricci_measure_to_its_summary(run):
+    """curvature.points: summary.json's Ricci measure and χ are measure_learned's on the leading
+    test points, FS's beside them, and the histograms are in the run directory."""
+    from nnflow.training.measure_run import measure_learned
+
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["curvature_points"] == 32 and summary["curvature_route"] == "exact"
+    loaded = nnflow.load_run(run)
+    again = measure_learned(loaded.model, loaded.split("test").subset(slice(0, 32)), 1.0, curvature_points=32)
+    for key in ("ricci", "ricci_err", "euler", "euler_err"):
+        assert summary[key] == pytest.approx(again[key], rel=1e-10), key
+        assert summary[f"{key.split('_')[0]}_fs{'_err' if key.endswith('err') else ''}"] == pytest.approx(
+            again["fubini_study"][key], rel=1e-10), key
+    for name in ("eta_hist", "ricci_scalar_hist"):
+        assert (run / f"{name}.png").exists() and (run / f"{name}.pdf").exists(), name
+
+
 def test_measure_run_of_a_frozen_flow_or_a_missing_run_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere"):
         measure(_compose(f"run={tmp_path / 'nowhere'}", "n_points=50"))
@@ -71,3 +96,7 @@ def test_measure_run_of_a_frozen_flow_or_a_missing_run_is_a_clear_error(tmp_path
     train(compose_train("experiment=cubic_frozen", *TINY, tmp_path=tmp_path), frozen)
     with pytest.raises(ValueError, match="frozen.*has no Kähler potential"):
         measure(_compose(f"run={frozen}", "n_points=50", "curvature_points=20"))
+    with pytest.raises(ValueError, match="curvature.points: a frozen flow"):  # before training
+        train(compose_train("experiment=cubic_frozen", "curvature.points=10", *TINY, tmp_path=tmp_path), tmp_path / "x")
+    with pytest.raises(ValueError, match="curvature.route"):
+        train(compose_train("experiment=cubic_mlp", "curvature.route=fast", *TINY, tmp_path=tmp_path), tmp_path / "y")

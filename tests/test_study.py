@@ -32,7 +32,7 @@ TINY = ["model.width=8,16", "seed=0,1", "data.n_train=32,48", "sweep_reference.w
         "study.val_every_up=1", "study.adam_steps=6", "study.adam_val_every=1", "study.batch_size=16",
         "study.warmup_steps=1", "study.lr=0.3", "study.lr_up=0.6", "study.mup_lr=1e-4", "study.mup_base_width=8",
         "kernel_tracking.probe_size=4", "kernel_tracking.every_n_steps=3", "study.gaussian_steps=4",
-        "study.gaussian_val_every=2"]
+        "study.gaussian_val_every=2", "study.curvature_points=8"]
 
 
 def test_tiny_quintic_study_runs_every_arm_and_reports(tmp_path):
@@ -75,7 +75,14 @@ def test_tiny_quintic_study_runs_every_arm_and_reports(tmp_path):
     assert all(math.isfinite(e["frozen_sigma"]) for e in stats["lr_axis"])
     frozen = summaries["frozen_ntk_w8_s0_n32"]
     assert stats["limits"]["frozen_ntk"]["32"] == [frozen["sigma_test"], frozen["sigma_test_err"]]
+    # the second axis: the Ricci measure of the finite MLP arms (exact route), FS's beside it
+    assert set(stats["ricci"]) == {"lazy", "adam", "mup"}
+    lazy = json.loads((sweep / "lazy_w16_s1_n48" / "summary.json").read_text())
+    assert lazy["curvature_points"] == 8 and lazy["curvature_route"] == "exact"
+    assert 0 < lazy["ricci"] and lazy["ricci_fs"] == pytest.approx(stats["ricci_fs"], rel=1e-12)
+    assert (sweep / "lazy_w16_s1_n48" / "eta_hist.png").exists()
     text = (sweep / "report.md").read_text()
+    assert "## Ricci measure of the learned metrics" in text
     assert "## Verdict" in text and "## Seed ensembles" in text and "## Learning-rate axis" in text
     for sentence in brief["verdict"]:
         assert sentence in text

@@ -18,9 +18,10 @@ from nnflow.validation import check_bool, check_int, check_positive
 log = logging.getLogger("nnflow")
 
 
-def measure(cfg: DictConfig) -> tuple[dict, object]:
+def measure(cfg: DictConfig, out_dir=None) -> tuple[dict, object]:
     """Sample points and measure the Fubini–Study metric, or with ``run`` set the run's learned
-    metric and FS beside it (the run's manifold and Kähler class); returns (result dict, PointSet)."""
+    metric and FS beside it (the run's manifold and Kähler class; its η and Ricci-scalar
+    histograms into ``out_dir`` when given); returns (result dict, PointSet)."""
     from nnflow.feasibility import check_feasible, sampling
     from nnflow.geometry import sample_points
     from nnflow.geometry.measures import measure_fubini_study
@@ -32,6 +33,12 @@ def measure(cfg: DictConfig) -> tuple[dict, object]:
     check_bool(cfg, "save_points")
     device = device_from_config(cfg.device)
     loaded = load(cfg.run, device) if cfg.get("run") is not None else None
+    if loaded:
+        from nnflow.training.measure_run import curvature_route
+
+        # before sampling: a clear error for a model without a potential or an unknown route
+        route = curvature_route(loaded.model, str(cfg.curvature_route), str(loaded.cfg.model.kind))
+        log.info("curvature route: %s", route)
     surface = loaded.surface if loaded else hypersurface_from_config(OmegaConf.to_container(cfg.manifold, resolve=True))
     kahler_t = float(loaded.cfg.kahler_t if loaded else cfg.kahler_t)
     check_feasible(sampling(int(cfg.n_points), surface.n_coords), device=device, max_memory_gb=cfg.get("max_memory_gb"))
@@ -44,12 +51,15 @@ def measure(cfg: DictConfig) -> tuple[dict, object]:
     if loaded:
         from nnflow.training.measure_run import measure_learned
 
-        result = measure_learned(loaded, points, **options)
+        result = measure_learned(loaded.model, points, float(loaded.cfg.kahler_t), route=str(cfg.curvature_route),
+                                 per_point=True, **options)
+        figures = write_histograms(result, out_dir, f"{surface.name}:")
         log.info("learned σ = %.5g ± %.2g (FS %.5g), χ = %.4g ± %.2g (FS %.4g)", result["sigma"], result["sigma_err"],
                  result["fubini_study"]["sigma"], result["euler"], result["euler_err"], result["fubini_study"]["euler"])
         summary = loaded.summary
         result.update(run=str(cfg.run), kind=str(loaded.cfg.model.kind), checkpoint=str(loaded.checkpoint),
-                      checkpoint_step=summary.get("checkpoint_step"), sigma_test=summary.get("sigma_test"))
+                      checkpoint_step=summary.get("checkpoint_step"), sigma_test=summary.get("sigma_test"),
+                      figures=figures)
     else:
         result = measure_fubini_study(points, t=kahler_t, **options)
     result.update(
@@ -63,6 +73,20 @@ def measure(cfg: DictConfig) -> tuple[dict, object]:
         provenance=provenance(device),
     )
     return result, points
+
+
+def write_histograms(result: dict, out_dir, title: str) -> list[str]:
+    """The η and Ricci-scalar histograms (report.geometry) of a measure_learned result in ``out_dir``
+    (none if it is None); removes the per-point values from ``result`` (they are not JSON)."""
+    from nnflow.report.geometry import plot_metric_histograms
+
+    fs = result["fubini_study"]
+    figures = plot_metric_histograms(result, fs, out_dir, title) if out_dir is not None else []
+    result.pop("per_point")
+    fs.pop("per_point")
+    if figures:
+        log.info("histograms: %s", ", ".join(figures))
+    return figures
 
 
 def load(run: str, device):
@@ -88,7 +112,7 @@ def main(cfg: DictConfig) -> float:
     from nnflow import tracking
 
     run = tracking.start(cfg, "measure", f"measure_{cfg.manifold.name}_s{cfg.seed}", run_dir())
-    result, points = measure(cfg)
+    result, points = measure(cfg, run_dir())
     if cfg.save_points:
         points.save(run_dir() / "points.pt")
     tracking.finish(run, result)  # before the summary line: it stays the last line of stdout

@@ -124,9 +124,12 @@ def top_chern_density(theta: torch.Tensor) -> torch.Tensor:
     return (factors.prod(-1) * signs.to(theta.dtype)).sum(-1)
 
 
+Derivatives = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple]  # (z, jac, hess) → (g, ∂g, ∂̄g, ∂∂̄g)
+
+
 @torch.no_grad()
 def curvature(
-    points: PointSet, potential: Potential, chunk_size: int = 1024
+    points: PointSet, potential: Potential, chunk_size: int = 1024, derivatives: Derivatives | None = None
 ) -> dict[str, torch.Tensor]:
     """Per-point metric and curvature of g = ∂∂̄K on X, ``chunk_size`` points at a time.
 
@@ -138,18 +141,23 @@ def curvature(
 
     Args:
         points: PointSet (B points).
-        potential: K, a function of one point (N+1,) complex → () real, vmap-compatible.
+        potential: K, a function of one point (N+1,) complex → () real, vmap-compatible: the
+            route of nested autodiff in the chart coordinates (any potential).
+        derivatives: optional exact route instead, (z, jac, hess) of a chunk → (g, ∂_c g, ∂̄_d g,
+            ∂_c∂̄_d g) with shapes (B, n, n), (B, n, n, n), (B, n, n, n), (B, n, n, n, n), derivative
+            indices last (``KahlerPotential.metric_derivatives``: bi-jets through an MLP).
     Returns:
         dict of (B,) real tensors, no grad: ``det_g`` (det of the pulled-back metric),
         ``ricci_scalar`` (R = g^{ab̄}R_{ab̄}), ``chern_density`` (C, c_n = C/π^n d^{2n}x).
     """
-    fn = vmap(lambda z0, j, h: _metric_derivatives(potential, z0, j, h))
+    if derivatives is None:
+        derivatives = vmap(lambda z0, j, h: _metric_derivatives(potential, z0, j, h))
     out: dict[str, list] = {"det_g": [], "ricci_scalar": [], "chern_density": []}
     for start in range(0, len(points), chunk_size):
         sl = slice(start, start + chunk_size)
         z, jac = points.z[sl], points.jac[sl]
         hess = embedding_hessian(points.surface, z, jac, points.elim[sl])
-        g, dz, dzbar, ddbar = fn(z, jac, hess)
+        g, dz, dzbar, ddbar = derivatives(z, jac, hess)
         theta = curvature_form(g, dz, dzbar, ddbar)
         ricci = theta.diagonal(dim1=-2, dim2=-1).sum(-1)  # (.., a, b)
         out["det_g"].append(torch.linalg.det(g).real)

@@ -133,6 +133,8 @@ def measure_metric(
     potential: Callable[[torch.Tensor], torch.Tensor],
     curvature_points: int | None = 20000,
     chunk_size: int = 1024,
+    derivatives=None,
+    per_point: bool = False,
 ) -> dict[str, float]:
     """All measures of one metric on one point set (values only: no autograd graph is kept).
 
@@ -142,9 +144,14 @@ def measure_metric(
         potential: the same metric's Kähler potential K(z) for one point, (N+1,) → (),
             for curvature (Euler characteristic, Ricci scalar).
         curvature_points: size of the leading subsample used for curvature (None: all).
+        derivatives: optional exact route of the metric's derivatives for curvature
+            (curvature.curvature's ``derivatives``; None: nested autodiff of ``potential``).
+        per_point: also return ``per_point``: {"eta": (B,) η/κ = det g/(κ|Ω|²), "weights": (B,) w,
+            "ricci_scalar": (C,) R·Vol^{1/n} (scale-free, as the Ricci measure), "ricci_weights":
+            (C,) w η, the metric's volume form} (CPU tensors, for histograms).
     Returns:
         dict with sigma, sigma_err, volume, volume_err, euler, euler_err, ricci, ricci_err,
-        n_points, curvature_points and timings.
+        n_points, curvature_points and timings (and ``per_point``).
     """
     t0 = time.perf_counter()
     det_g = det_fn(points)
@@ -153,11 +160,11 @@ def measure_metric(
     vol, vol_err = volume(points, det_g)
     t1 = time.perf_counter()
     sub = points if curvature_points is None else points.subset(slice(0, curvature_points))
-    curv = curvature(sub, potential, chunk_size=chunk_size)
+    curv = curvature(sub, potential, chunk_size=chunk_size, derivatives=derivatives)
     chi, chi_err = euler_characteristic(sub, curv["chern_density"])
     ricci, ricci_err = ricci_measure(sub, curv["det_g"], curv["ricci_scalar"])
     t2 = time.perf_counter()
-    return {
+    out = {
         "sigma": sigma,
         "sigma_err": sigma_err,
         "volume": vol,
@@ -172,6 +179,15 @@ def measure_metric(
         "seconds_measures": t1 - t0,
         "seconds_curvature": t2 - t1,
     }
+    if per_point:
+        eta = det_g / points.omega2
+        k = out["kappa"]
+        out["per_point"] = {
+            "eta": (eta / k).cpu(), "weights": points.weights.cpu(),
+            "ricci_scalar": (curv["ricci_scalar"] * vol ** (1.0 / points.dim)).cpu(),
+            "ricci_weights": (sub.weights * curv["det_g"] / sub.omega2).cpu(),
+        }
+    return out
 
 
 def measure_fubini_study(points: PointSet, t: float = 1.0, **kwargs) -> dict[str, float]:

@@ -189,6 +189,48 @@ class KahlerPotential(nn.Module):
         return reference + self.output_scale * dd_components(out, n)[..., 0]
 
 
+    @property
+    def has_exact_curvature(self) -> bool:
+        """Whether ``metric_derivatives`` can carry curvature through the network (an MLP)."""
+        from nnflow.models.networks import MLP
+
+        return isinstance(self.network, MLP)
+
+    @torch.no_grad()
+    def metric_derivatives(self, z: torch.Tensor, jac: torch.Tensor, hess: torch.Tensor, block: int = 64):
+        """(g, ∂_c g, ∂̄_d g, ∂_c∂̄_d g) of this metric at points of X, exact, through bi-jets.
+
+        K = (t/π) log|z|² + α[f_θ − f_θ0](x(z)) carried as bidegree-(2, 2) jets (models/bijets.py)
+        through the features and the MLP, ``block`` points at a time (the memory of a block:
+        ~A⁴·width·16 bytes per point); values only. The fast route of
+        nnflow.geometry.curvature (``derivatives=``), ≥ 20× nested autodiff (bench/bench_curvature.py).
+
+        Args:
+            z: (B, N+1); jac: (B, n, N+1); hess: (B, n, n, N+1) (charts.embedding_hessian).
+        Returns:
+            (B, n, n), (B, n, n, n) [a, b, c], (B, n, n, n) [a, b, d], (B, n, n, n, n) [a, b, c, d].
+        Raises:
+            ValueError: the network is not an MLP (no bi-jet propagation; use the autodiff route).
+        """
+        from nnflow.models import bijets
+
+        if not self.has_exact_curvature:
+            raise ValueError(f"exact curvature jets need an MLP potential; got {type(self.network).__name__}")
+        n = jac.shape[1]
+        parts = [[] for _ in range(4)]
+        for i in range(0, z.shape[0], block):
+            zb, jb, hb = z[i : i + block], jac[i : i + block], hess[i : i + block]
+            zj = bijets.embedding_jets(zb, jb, hb)
+            k = bijets.log_bijet(bijets.outer(zj, zj).sum(-1, keepdim=True), n) * (self.kahler_t / math.pi)
+            x = bijets.feature_bijet(self.features, zb, jb, hb)
+            f = bijets.mlp_bijet(self.network, x)
+            if self.init == "centered":
+                f = f - bijets.mlp_bijet(self.network, x, self.theta0())
+            for part, value in zip(parts, bijets.metric_derivatives(k + self.output_scale * f, n)):
+                part.append(value)
+        return tuple(torch.cat(p) for p in parts)
+
+
 def _jet_with_params(network: nn.Module, params: dict, jet: Jet) -> Jet:
     """network.jet evaluated at other parameters (no gradient to them)."""
     with torch.no_grad():

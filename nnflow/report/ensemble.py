@@ -6,49 +6,33 @@ For runs s = 1..S of one arm, width and learning rate, K_ens = (1/S) Σ_s K_s; �
 
 and σ_test of the ensemble is ``evaluate_metric`` of that mean on the sweep's test points (the
 runs' own test split, read from their point cache or re-sampled from the same seed). Each run is
-rebuilt from its config.yaml (``nnflow.training.run.build_model``) and its final state
-(checkpoints/last.ckpt, which must hold the run's last step), in float64. Lee et al. (2020) found
-ensembles of finite networks to move toward the kernel limit. Computing only (no files); the
-report writer (``report.sweep``) puts the rows in report.md and report.json.
+rebuilt by ``nnflow.load_run`` (its config.yaml and the tested state summary.json names), in
+float64. Lee et al. (2020) found ensembles of finite networks to move toward the kernel limit.
+Computing only (no files); the report writer (``report.sweep``) puts the rows in report.md and report.json.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from pathlib import Path
 
 ENSEMBLE_ARMS = ("finite",)
 
 
 def load_run_model(record: dict):
-    """The trained metric model of one run record (``report.sweep.collect``), float64, eval mode.
+    """The trained metric model of one run record (``report.sweep.collect``) and its manifold:
+    ``nnflow.load_run`` of the record's run directory (the tested state, float64, eval mode).
 
-    Raises ValueError naming the run when it has no config, no readable last.ckpt, or a
-    checkpoint that stops before the run's last step.
+    Raises ValueError naming the run when it cannot be rebuilt (no config, summary or checkpoint,
+    an unreadable one, or one at another step than the tested one).
     """
-    import torch
-    from omegaconf import OmegaConf
+    from nnflow.training.load import load_run
 
-    from nnflow.geometry.hypersurface import hypersurface_from_config
-    from nnflow.training.run import build_model, read_checkpoint
-
-    run = Path(record["run"])
-    if not record.get("config"):
-        raise ValueError(f"run {run} has no config.yaml")
-    path = run / "checkpoints" / "last.ckpt"
-    if not path.exists():
-        raise ValueError(f"run {run} has no checkpoints/last.ckpt")
-    checkpoint = read_checkpoint(path)
-    if record.get("steps") is not None and int(checkpoint.get("global_step", -1)) != int(record["steps"]):
-        step = checkpoint.get("global_step")
-        raise ValueError(f"{path} holds step {step}, not the run's last step {record['steps']}")
-    cfg = OmegaConf.create(record["config"])
-    surface = hypersurface_from_config(OmegaConf.to_container(cfg.manifold, resolve=True))
-    model = build_model(cfg, surface, torch.float64)
-    state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
-    model.load_state_dict(state)
-    return model.eval(), surface
+    try:
+        loaded = load_run(record["run"])
+    except FileNotFoundError as err:
+        raise ValueError(f"run {record['run']} cannot be rebuilt: {err}") from err
+    return loaded.model, loaded.surface
 
 
 def sweep_test_points(record: dict, surface):

@@ -45,7 +45,7 @@ FINITE_KINDS = ("finite", "linearized")
 LIMIT = "frozen_ntk"  # the infinite-width limit of the lazy arms (NTK parameterization, same NTK time)
 ENSEMBLE_ARMS = ("lazy", "adam", "mup")
 STUDY_FIGURES = ("study_sigma_vs_width", "study_sigma_vs_data", "study_kernel_change", "study_spectrum",
-                 "study_alignment")
+                 "study_alignment", "study_ricci_vs_width")
 
 
 def is_study(records: list[dict]) -> bool:
@@ -79,7 +79,9 @@ def summarize_study(records: list[dict]) -> dict:
     Returns a dict: sizes (training-set sizes, ascending), finite_arms and limit_arms (in order of
     appearance), sigma {arm: {n: by_width rows (width, mean, se, count)}} at each arm's smallest
     lr, limits {arm: {n: (σ, se)}} (se: the mean's standard error over runs, or the Monte Carlo
-    error of one run's σ_test), kernel_change [{arm, lr, n_train, rows, slope, slope_err}],
+    error of one run's σ_test), ricci {arm: {n: by_width rows of the Ricci measure}} (finite arms whose
+    runs measured curvature) and ricci_fs (FS's, the mean over those runs), kernel_change
+    [{arm, lr, n_train, rows, slope, slope_err}],
     best {arm, n_train, width, sigma, se} (the finite cell of lowest mean σ), overtake
     {arm: {n: smallest width whose σ + 2 se is below the frozen_ntk flow's, or None}},
     lr_axis (``report.sweep.lr_axis`` of lazy against frozen_ntk), spectrum (the best cell's
@@ -125,7 +127,14 @@ def summarize_study(records: list[dict]) -> dict:
                 continue
             below = [w for w, m, e, _ in sigma[arm][n] if m + 2 * (e if math.isfinite(e) else 0.0) < limit[0]]
             overtake[arm][n] = min(below) if below else None
-    stats = {"sizes": sizes, "finite_arms": finite_arms, "limit_arms": limit_arms, "sigma": sigma,
+    # the second axis: the learned metrics' Ricci measure (runs with curvature.points), FS's beside it
+    ricci = {arm: {n: rows for n in sizes
+                   if (rows := by_width([r for r in main if r.get("n_train") == n], arm, "ricci"))}
+             for arm in finite_arms}
+    ricci = {arm: v for arm, v in ricci.items() if v}
+    fs = [r["ricci_fs"] for r in main if math.isfinite(r.get("ricci_fs", math.nan))]
+    stats = {"ricci": ricci, "ricci_fs": sum(fs) / len(fs) if fs else math.nan,
+             "sizes": sizes, "finite_arms": finite_arms, "limit_arms": limit_arms, "sigma": sigma,
              "limits": limits, "kernel_change": change, "best": best, "overtake": overtake,
              "lr_axis": lr_axis(done, arms=("lazy",), frozen=LIMIT), "spectrum": None, "alignment": {}}
     if best is not None:
@@ -358,6 +367,24 @@ def make_study_figures(stats: dict, out_dir: Path) -> list[str]:
         _save(fig, out_dir, STUDY_FIGURES[4])
         plt.close(fig)
         made.append(STUDY_FIGURES[4])
+    if stats["ricci"]:
+        fig, axes = plt.subplots(1, len(sizes), figsize=(5.5 * len(sizes), 4.2), squeeze=False)
+        for ax, n in zip(axes[0], sizes):
+            for i, arm in enumerate(stats["finite_arms"]):
+                rows = stats["ricci"].get(arm, {}).get(n, [])
+                if rows:
+                    ax.errorbar([w * (1 + 0.04 * i) for w, *_ in rows], [m for _, m, *_ in rows],
+                                yerr=[e for _, _, e, _ in rows], marker="o", color=f"C{i}", label=arm)
+            if math.isfinite(stats["ricci_fs"]):
+                ax.axhline(stats["ricci_fs"], color="k", ls=":", label="Fubini–Study")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set(xlabel="width N", ylabel="Ricci measure Vol^{1/n}⟨|R|⟩", title=f"Ricci measure vs width, n = {n}")
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize=7)
+        _save(fig, out_dir, STUDY_FIGURES[5])
+        plt.close(fig)
+        made.append(STUDY_FIGURES[5])
     return made
 
 
@@ -409,6 +436,15 @@ def write_study_report(records: list[dict], sweep_dir: Path, out_dir: Path, ense
             lines.append(f"| {e['arm']} | {e['lr']:g} | {e['n_train']} | {w} | {_fmt(m, 3)} | {_fmt(s, 2)} |")
     lines += [""] + [f"- {e['arm']} (lr {e['lr']:g}, n {e['n_train']}): N^{_fmt(e['slope'], 3)}{_pm(e['slope_err'])}"
                      for e in stats["kernel_change"]] + [""]
+    if stats["ricci"]:
+        lines += ["## Ricci measure of the learned metrics (the second axis; mean over seeds ± its standard error)",
+                  "", f"Fubini–Study on the same points: {_fmt(stats['ricci_fs'], 3)}. The limit flows have no "
+                  "potential.", "",
+                  "| arm | n_train | width | Ricci measure | ± | runs |", "|---|---|---|---|---|---|"]
+        for arm, by_n in stats["ricci"].items():
+            lines += [f"| {arm} | {n} | {w} | {_fmt(m, 3)} | {_fmt(e, 2)} | {c} |"
+                      for n, rows in by_n.items() for w, m, e, c in rows]
+        lines.append("")
     if stats["lr_axis"]:
         lines += ["## Learning-rate axis (lazy; the frozen NTK flow at the same step and NTK time)", "",
                   "| lr | width | σ_test | ± | frozen_ntk σ_test |", "|---|---|---|---|---|"]

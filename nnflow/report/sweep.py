@@ -63,7 +63,8 @@ def collect(sweep_dir: str | Path) -> list[dict]:
 
     A record has arm (summary.json's: ``arm_label`` or model.kind[_parameterization]), kind
     (model.kind), n_train, width, seed, lr (the step: optim.optimizer.lr, or flow.dt of a frozen
-    flow that sets it), sigma_test, sigma_test_err, n_params (trained parameters,
+    flow that sets it), sigma_test, sigma_test_err, ricci and ricci_fs (nan unless the run measured
+    curvature), n_params (trained parameters,
     None if summary.json has none), kernel_dist0 (distance to Θ̄ at initialization), kernel_change
     (final relative change), the σ_val curve (time, sigma) in NTK time, and config (the run's
     resolved config.yaml as a dict, {} if absent).
@@ -105,6 +106,9 @@ def collect(sweep_dir: str | Path) -> list[dict]:
                 "steps": summary.get("steps"),
                 "sigma_test": _float(summary.get("sigma_test")),
                 "sigma_test_err": _float(summary.get("sigma_test_err")),
+                # the learned metric's Ricci measure and FS's on the same points (curvature.points)
+                "ricci": _float(summary.get("ricci")),
+                "ricci_fs": _float(summary.get("ricci_fs")),
                 "n_params": summary.get("n_params"),
                 "kernel_dist0": _float(kernel[0].get("dist_analytic")) if kernel else math.nan,
                 "kernel_change": _float(kernel[-1].get("rel_change")) if kernel else math.nan,

@@ -38,6 +38,8 @@ from nnflow.provenance import provenance
 from nnflow.tracking import arm_name, logger_options
 from nnflow.training.callbacks import MetricsCSV, plot_sigma
 from nnflow.training.data import PointDataModule
+from nnflow.training.measure_run import ROUTES as CURVATURE_ROUTES
+from nnflow.training.measure_run import measure_learned
 from nnflow.training.modules import (
     ROUTES,
     FrozenFlowModule,
@@ -79,6 +81,12 @@ def validate_config(cfg: DictConfig) -> None:
     check_int(cfg, "seed", "data.seed", minimum=-(2**63))  # any integer torch takes as a seed
     check_choice(cfg, "resume", ("auto", "never"))
     check_bool(cfg, "stop_on_nonpositive")
+    if cfg.get("curvature") is not None:
+        check_int(cfg, "curvature.points", "curvature.chunk_size", allow_none=("curvature.points",))
+        check_choice(cfg, "curvature.route", CURVATURE_ROUTES)
+        if cfg.curvature.points is not None and cfg.model.kind == "frozen":
+            raise ValueError("config value curvature.points: a frozen flow (model.kind=frozen) has no Kähler potential "
+                             "to take curvature of; set curvature.points=null")
     if cfg.model.kind == "frozen":
         validate_flow_config(cfg)
 
@@ -229,6 +237,27 @@ def read_checkpoint(path: Path, remedy: str = RESUME_REMEDY) -> dict:
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ValueError(f"checkpoint {path} holds no state_dict; {remedy}")
     return checkpoint
+
+
+def measure_curvature(cfg: DictConfig, model, test_points, run_dir: Path, surface) -> dict:
+    """The learned metric's Ricci measure and χ on the leading ``curvature.points`` test points,
+    with Fubini–Study's on the same points, for summary.json; writes the η and Ricci-scalar
+    histograms (report.geometry) into the run directory."""
+    from nnflow.report.geometry import plot_metric_histograms
+
+    n = min(int(cfg.curvature.points), len(test_points))
+    log.info("curvature of the learned metric on %d test points (route %s)", n, cfg.curvature.route)
+    points = test_points.subset(slice(0, n))
+    result = measure_learned(model, points, float(cfg.kahler_t), curvature_points=n,
+                             chunk_size=int(cfg.curvature.chunk_size), route=str(cfg.curvature.route), per_point=True)
+    fs = result["fubini_study"]
+    plot_metric_histograms(result, fs, run_dir, f"{surface.name}:")
+    log.info("learned Ricci measure %.4g ± %.2g (FS %.4g), χ = %.4g ± %.2g", result["ricci"], result["ricci_err"],
+             fs["ricci"], result["euler"], result["euler_err"])
+    return {"curvature_points": n, "curvature_route": result["curvature_route"],
+            "ricci": result["ricci"], "ricci_err": result["ricci_err"], "euler": result["euler"],
+            "euler_err": result["euler_err"], "ricci_fs": fs["ricci"], "ricci_fs_err": fs["ricci_err"],
+            "euler_fs": fs["euler"], "euler_fs_err": fs["euler_err"], "seconds_curvature": result["seconds_curvature"]}
 
 
 def build_logger(cfg: DictConfig, run_dir: Path):
@@ -395,6 +424,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
         "route": module.route,
         "provenance": provenance(device),
     }
+    if cfg.get("curvature") is not None and cfg.curvature.points is not None:
+        summary.update(measure_curvature(cfg, module.model, data.split("test").to(device), run_dir, surface))
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     if logger:
         logger.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
