@@ -1,5 +1,6 @@
-"""Bi-jets (models/bijets.py): the exact curvature route through features and MLPs against
-nested autodiff of the potential, and identities of the truncated algebra."""
+"""Bi-jets (geometry/bijets.py, models/bijets.py): the exact curvature route through features and
+MLPs, and of Fubini–Study, against nested autodiff of the potential; identities of the truncated
+algebra."""
 
 from __future__ import annotations
 
@@ -7,11 +8,10 @@ import pytest
 import torch
 from torch.func import vmap
 
-from nnflow.geometry import sample_points
+from nnflow.geometry import bijets, sample_points
 from nnflow.geometry.charts import embedding_hessian
 from nnflow.geometry.curvature import _metric_derivatives, curvature
 from nnflow.geometry.hypersurface import make_hypersurface
-from nnflow.models import bijets
 from nnflow.models.potential import build_potential, phase_options
 
 NAMES = ("g", "dz", "dzbar", "ddbar")
@@ -65,6 +65,18 @@ def test_curvature_through_either_route_is_the_same():
         assert torch.allclose(fast[key], slow[key], rtol=1e-9, atol=0), key
 
 
+@pytest.mark.parametrize("manifold, t", [("fermat_quintic", 1.0), ("fermat_quartic", 2.5), ("fermat_cubic", 1.0)])
+def test_fubini_study_exact_route_agrees_with_nested_autodiff(manifold, t):
+    from nnflow.geometry.fubini_study import fs_potential
+
+    surface = make_hypersurface(manifold)
+    pts = sample_points(surface, 8, seed=2)
+    hess = embedding_hessian(surface, pts.z, pts.jac, pts.elim)
+    ref = vmap(lambda z0, j, h: _metric_derivatives(lambda z: fs_potential(z, t), z0, j, h))(pts.z, pts.jac, hess)
+    for r, x, name in zip(ref, bijets.fs_derivatives(pts.z, pts.jac, hess, t), NAMES):
+        assert float((r - x).abs().max() / r.abs().max()) < 1e-10, name
+
+
 def test_truncated_algebra_identities():
     n = 3
     torch.manual_seed(0)
@@ -98,3 +110,13 @@ def test_exact_route_needs_an_mlp():
     pts = sample_points(surface, 2, seed=0)
     with pytest.raises(ValueError, match="need an MLP potential; got CosNet"):
         pot.metric_derivatives(pts.z, pts.jac, embedding_hessian(surface, pts.z, pts.jac, pts.elim))
+
+
+def test_fubini_study_measures_take_the_exact_route_by_default():
+    from nnflow.geometry.measures import measure_fubini_study
+
+    pts = sample_points(make_hypersurface("fermat_quintic"), 40, seed=6)
+    fast = measure_fubini_study(pts, curvature_points=40)
+    slow = measure_fubini_study(pts, curvature_points=40, derivatives=None)
+    for key in ("euler", "euler_err", "ricci", "ricci_err"):
+        assert fast[key] == pytest.approx(slow[key], rel=1e-9), key

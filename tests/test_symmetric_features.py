@@ -143,3 +143,22 @@ def test_bad_symmetry_options():
     )
     kernel = analytic_kernel(model)  # the phase features have an analytic kernel now (general route)
     assert kernel.general and kernel._feature_map(3).dim == model.features.dim
+
+
+def test_a_generic_quintic_stops_before_building_its_wide_network():
+    """A generic quintic has no phase symmetry: all 126² degree-5 entries are kept, and the model
+    stops before building with the count and the options (issue 19)."""
+    from nnflow.geometry.hypersurface import make_hypersurface
+    from nnflow.models.potential import MAX_FEATURES, build_potential, phase_options
+
+    generic = make_hypersurface("random_quintic", seed=0)
+    options = phase_options(generic, "phases")
+    # its only phase maps are the overall z → ωz (the identity on P^4): every entry is invariant
+    assert (options["phases"] == options["phases"][:, :1]).all()
+    with pytest.raises(ValueError, match=rf"15876 features .*max_features={MAX_FEATURES}.*feature_degree"):
+        build_potential("mlp", 5, feature_degree=5, feature_symmetry="phases", width=8, depth=1, **options)
+    # the Fermat quintic's phase-invariant ones fit, and the limit can be raised
+    fermat = make_hypersurface("fermat_quintic")
+    assert build_potential("mlp", 5, feature_degree=5, feature_symmetry="phases", width=8, depth=1,
+                           **phase_options(fermat, "phases")).features.dim == 146
+    assert build_potential("mlp", 5, feature_degree=2, width=8, depth=1, max_features=None).features.dim == 225

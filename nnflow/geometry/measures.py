@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 import torch
 
+from nnflow.geometry.bijets import fs_derivatives
 from nnflow.geometry.curvature import curvature
 from nnflow.geometry.fubini_study import fs_metric, fs_potential, pullback
 from nnflow.geometry.linalg import hermitian_det, hermitian_positive
@@ -191,7 +192,7 @@ def measure_metric(
 
 
 def measure_fubini_study(points: PointSet, t: float = 1.0, **kwargs) -> dict[str, float]:
-    """measure_metric for the Fubini–Study metric of Kähler class t."""
-    return measure_metric(
-        points, lambda p: fs_det(p, t), lambda z: fs_potential(z, t), **kwargs
-    )
+    """measure_metric for the Fubini–Study metric of Kähler class t (curvature by the exact bi-jet
+    route, bijets.fs_derivatives, unless ``derivatives`` is given; None: nested autodiff)."""
+    kwargs.setdefault("derivatives", lambda z, jac, hess: fs_derivatives(z, jac, hess, t))
+    return measure_metric(points, lambda p: fs_det(p, t), lambda z: fs_potential(z, t), **kwargs)

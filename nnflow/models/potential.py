@@ -28,6 +28,10 @@ from nnflow.models.features import ProjectiveFeatures
 from nnflow.models.jets import Jet, dd_components, functional_jet, pack_jet
 
 INITS = ("centered", "random", "zero_last")
+# The widest feature map a potential accepts by default (``build_potential``'s max_features): a
+# generic quintic has no phase symmetry, and its degree-5 features are all 126² = 15,876 entries
+# of m m^†/|m|², a network input that costs ~100× the Fermat quintic's 146 phase-invariant ones.
+MAX_FEATURES = 4096
 FEATURE_SYMMETRIES = ("none", "phases")
 
 
@@ -200,7 +204,7 @@ class KahlerPotential(nn.Module):
     def metric_derivatives(self, z: torch.Tensor, jac: torch.Tensor, hess: torch.Tensor, block: int = 64):
         """(g, ∂_c g, ∂̄_d g, ∂_c∂̄_d g) of this metric at points of X, exact, through bi-jets.
 
-        K = (t/π) log|z|² + α[f_θ − f_θ0](x(z)) carried as bidegree-(2, 2) jets (models/bijets.py)
+        K = (t/π) log|z|² + α[f_θ − f_θ0](x(z)) carried as bidegree-(2, 2) jets (geometry/bijets.py, models/bijets.py)
         through the features and the MLP, ``block`` points at a time (the memory of a block:
         ~A⁴·width·16 bytes per point); values only. The fast route of
         nnflow.geometry.curvature (``derivatives=``), ≥ 20× nested autodiff (bench/bench_curvature.py).
@@ -212,6 +216,7 @@ class KahlerPotential(nn.Module):
         Raises:
             ValueError: the network is not an MLP (no bi-jet propagation; use the autodiff route).
         """
+        from nnflow.geometry import bijets as jets
         from nnflow.models import bijets
 
         if not self.has_exact_curvature:
@@ -220,13 +225,13 @@ class KahlerPotential(nn.Module):
         parts = [[] for _ in range(4)]
         for i in range(0, z.shape[0], block):
             zb, jb, hb = z[i : i + block], jac[i : i + block], hess[i : i + block]
-            zj = bijets.embedding_jets(zb, jb, hb)
-            k = bijets.log_bijet(bijets.outer(zj, zj).sum(-1, keepdim=True), n) * (self.kahler_t / math.pi)
+            zj = jets.embedding_jets(zb, jb, hb)
+            k = jets.log_bijet(jets.outer(zj, zj).sum(-1, keepdim=True), n) * (self.kahler_t / math.pi)
             x = bijets.feature_bijet(self.features, zb, jb, hb)
             f = bijets.mlp_bijet(self.network, x)
             if self.init == "centered":
                 f = f - bijets.mlp_bijet(self.network, x, self.theta0())
-            for part, value in zip(parts, bijets.metric_derivatives(k + self.output_scale * f, n)):
+            for part, value in zip(parts, jets.metric_derivatives(k + self.output_scale * f, n)):
                 part.append(value)
         return tuple(torch.cat(p) for p in parts)
 
@@ -256,6 +261,7 @@ def build_potential(
     feature_symmetry: str = "none",
     phases: torch.Tensor | None = None,
     phase_order: int | None = None,
+    max_features: int | None = MAX_FEATURES,
     **network_kwargs,
 ) -> KahlerPotential:
     """A KahlerPotential from flat options (what conf/model/*.yaml holds).
@@ -269,6 +275,8 @@ def build_potential(
         feature_symmetry: "none", or "phases": only the features invariant under the
             manifold's diagonal phase symmetries (``phases``, ``phase_order``: from
             ``Hypersurface.phase_symmetries()`` and deg p; nnflow-train passes them).
+        max_features: ValueError, before the network is built, if the feature map has more
+            entries (the network's input width); None: no limit.
     """
     from nnflow.models.networks import build_network
 
@@ -279,6 +287,14 @@ def build_potential(
     if feature_symmetry == "none":
         phases = phase_order = None
     features = potential_features(n_coords, feature_degree, phases, phase_order)
+    if max_features is not None and features.dim > max_features:
+        kept = "the phase-invariant" if phases is not None else "all"
+        raise ValueError(
+            f"{kept} degree-{feature_degree} features on P^{n_coords - 1} are {features.dim} features (the network's "
+            f"input width), above model.max_features={max_features}: lower model.feature_degree (degree 1 has "
+            f"{n_coords**2}), use model.feature_symmetry=phases on a manifold with phase symmetries (a generic "
+            "manifold has none), or raise model.max_features"
+        )
     if seed is not None:
         torch.manual_seed(int(seed))
     net = build_network(network, features.dim, **network_kwargs)

@@ -178,6 +178,10 @@ def build_model(cfg: DictConfig, surface, dtype: torch.dtype) -> torch.nn.Module
         model = factory(**(options | model_kwargs(cfg, surface)))  # the run's values win, as in instantiate
     except (ValueError, TypeError) as err:  # the library's own message, naming the config
         raise type(err)(f"model config: {err}") from err
+    features = getattr(model, "features", None) or getattr(getattr(model, "base", None), "features", None)
+    if features is not None:  # the network's input width (build_potential stops beyond model.max_features)
+        log.info("features: %d (degree %d%s)", features.dim, features.degree,
+                 ", phase-invariant" if features.phases is not None else "")
     return model.to(dtype)
 
 
