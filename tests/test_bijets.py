@@ -55,6 +55,21 @@ def test_exact_route_agrees_with_nested_autodiff(manifold, init, activation, sym
         assert float((r - x).abs().max() / r.abs().max()) < 1e-9, name
 
 
+def test_linearized_potential_exact_route_agrees_with_nested_autodiff():
+    from nnflow.flows.linearized import LinearizedPotential
+
+    surface = make_hypersurface("fermat_quintic")
+    lin = LinearizedPotential(_potential(surface, "centered", "gelu", "phases", 5)).double()
+    torch.manual_seed(1)
+    with torch.no_grad():  # θ away from θ0: the tangent part is what is tested
+        for p in lin.theta:
+            p.add_(0.2 * torch.randn_like(p))
+    assert lin.has_exact_curvature
+    ref, new = _both(lin, surface, n_points=4)
+    for r, x, name in zip(ref, new, NAMES):
+        assert float((r - x).abs().max() / r.abs().max()) < 1e-9, name
+
+
 def test_curvature_through_either_route_is_the_same():
     surface = make_hypersurface("fermat_quintic")
     pot = _potential(surface, "centered", "gelu", "phases", 5)

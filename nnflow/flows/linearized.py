@@ -69,6 +69,24 @@ class LinearizedPotential(nn.Module):
         return k0 + dk
 
 
+    @property
+    def has_exact_curvature(self) -> bool:
+        """Whether ``metric_derivatives`` has an exact route (the base's: an MLP potential)."""
+        return bool(getattr(self.base, "has_exact_curvature", False))
+
+    @torch.no_grad()
+    def metric_derivatives(self, z: torch.Tensor, jac: torch.Tensor, hess: torch.Tensor, block: int = 64):
+        """(g, ∂g, ∂̄g, ∂∂̄g) of the linearized metric, exactly: K_lin = K(θ0) + ∂K/∂θ·(θ − θ0), so its
+        bi-jets are the base's at θ0 plus their derivative along θ − θ0
+        (``KahlerPotential.metric_derivatives`` with ``params`` and ``tangent``). Shapes as there."""
+        if not self.has_exact_curvature:
+            raise ValueError(f"exact curvature jets need an MLP potential; got {type(self.base).__name__}")
+        theta0 = self._theta0()
+        network = {name.removeprefix("network."): t0 for name, t0 in zip(self._names, theta0)}
+        delta = {name.removeprefix("network."): t - t0 for name, t, t0 in zip(self._names, self.theta, theta0)}
+        return self.base.metric_derivatives(z, jac, hess, block, params=network, tangent=delta)
+
+
 class _PotentialCall(nn.Module):
     """Exposes ``base.potential`` as ``forward`` for functional_call."""
 

@@ -185,6 +185,11 @@ def _real_product(f: torch.Tensor, g: torch.Tensor, table: tuple) -> torch.Tenso
     return f.new_zeros(f.shape[0], table[4], f.shape[2]).index_add_(1, oi, prod)
 
 
+def real_mul(a: torch.Tensor, b: torch.Tensor, n: int) -> torch.Tensor:
+    """The product of two half-stored bi-jets of real functions, half-stored."""
+    return _real_product(to_full(a, n), to_full(b, n), _real_product_table(n, 0, 0, False))
+
+
 def real_compose(h: torch.Tensor, derivs: list, n: int) -> torch.Tensor:
     """``compose`` in half storage: σ∘f for the half-stored bi-jet h (B, A(A+1)/2, D) of a real f."""
     if len(derivs) < 5:

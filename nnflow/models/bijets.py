@@ -18,6 +18,7 @@ from nnflow.geometry.bijets import (
     mul,
     outer,
     real_compose,
+    real_mul,
     reciprocal_bijet,
     tables,
     to_full,
@@ -50,24 +51,35 @@ def feature_bijet(features, z0: torch.Tensor, jac: torch.Tensor, hess: torch.Ten
     return x
 
 
-def mlp_bijet(network, x: torch.Tensor, params: dict | None = None) -> torch.Tensor:
+def mlp_bijet(network, x: torch.Tensor, params: dict | None = None, tangent: dict | None = None):
     """The MLP (networks.MLP) on bi-jets of its inputs: (B, A², d) → (B, A², 1).
 
     ``params`` (the network's names "weights.l", "biases.l") evaluates it at other parameters
-    (θ0 of a centered potential); values only.
+    (θ0 of a centered potential). ``tangent`` (the same names) also gives the derivative along it,
+    ḟ = d/dε f_{θ+εθ̇}, by forward mode written out: (ωWh + βb)˙ = ω(Ẇh + Wḣ) + βḃ and
+    σ(u)˙ = σ'(u)·u̇ (σ' composed to 4th order, a bi-jet product). Values only.
+    Returns f, or (f, ḟ) with a tangent.
     """
     # imported here: nnflow.kernels (its package init) imports nnflow.models
     from nnflow.kernels.activations import derivatives as activation_derivatives
 
     n = _directions(x.shape[1])
     x = to_half(x, n)  # every unit is a real function of the point
+    dx = None
     for layer in range(network.depth + 1):
         w = params[f"weights.{layer}"] if params else network.weights[layer]
         b = params[f"biases.{layer}"] if params else network.biases[layer]
-        x = linear(x, w * network.w_scales[layer], b * network.b_scales[layer])
+        ws, bs = network.w_scales[layer], network.b_scales[layer]
+        if tangent is not None:
+            du = linear(x, tangent[f"weights.{layer}"] * ws, tangent[f"biases.{layer}"] * bs)
+            dx = du if dx is None else du + linear(dx, w * ws)
+        x = linear(x, w * ws, b * bs)
         if layer < network.depth:
-            x = real_compose(x, activation_derivatives(network.activation, constant(x).real, 4), n)
-    return to_full(x, n)
+            derivs = activation_derivatives(network.activation, constant(x).real, 4 if tangent is None else 5)
+            if tangent is not None:
+                dx = real_mul(real_compose(x, derivs[1:], n), dx, n)
+            x = real_compose(x, derivs[:5], n)
+    return to_full(x, n) if tangent is None else (to_full(x, n), to_full(dx, n))
 
 
 def _directions(rows: int) -> int:

@@ -201,7 +201,8 @@ class KahlerPotential(nn.Module):
         return isinstance(self.network, MLP)
 
     @torch.no_grad()
-    def metric_derivatives(self, z: torch.Tensor, jac: torch.Tensor, hess: torch.Tensor, block: int = 64):
+    def metric_derivatives(self, z: torch.Tensor, jac: torch.Tensor, hess: torch.Tensor, block: int = 64,
+                           params: dict | None = None, tangent: dict | None = None):
         """(g, ∂_c g, ∂̄_d g, ∂_c∂̄_d g) of this metric at points of X, exact, through bi-jets.
 
         K = (t/π) log|z|² + α[f_θ − f_θ0](x(z)) carried as bidegree-(2, 2) jets (geometry/bijets.py, models/bijets.py)
@@ -211,6 +212,9 @@ class KahlerPotential(nn.Module):
 
         Args:
             z: (B, N+1); jac: (B, n, N+1); hess: (B, n, n, N+1) (charts.embedding_hessian).
+            params: the network's parameters to use (its names, "weights.0", …; None: its own).
+            tangent: also add the network's first-order change along this direction (the same
+                names): the jets of the linearized potential (flows.linearized).
         Returns:
             (B, n, n), (B, n, n, n) [a, b, c], (B, n, n, n) [a, b, d], (B, n, n, n, n) [a, b, c, d].
         Raises:
@@ -228,7 +232,11 @@ class KahlerPotential(nn.Module):
             zj = jets.embedding_jets(zb, jb, hb)
             k = jets.log_bijet(jets.outer(zj, zj).sum(-1, keepdim=True), n) * (self.kahler_t / math.pi)
             x = bijets.feature_bijet(self.features, zb, jb, hb)
-            f = bijets.mlp_bijet(self.network, x)
+            if tangent is None:
+                f = bijets.mlp_bijet(self.network, x, params)
+            else:
+                f, df = bijets.mlp_bijet(self.network, x, params, tangent)
+                f = f + df
             if self.init == "centered":
                 f = f - bijets.mlp_bijet(self.network, x, self.theta0())
             for part, value in zip(parts, jets.metric_derivatives(k + self.output_scale * f, n)):
