@@ -27,7 +27,7 @@ BIN = os.path.dirname(sys.executable)
 ENV = os.environ | {"WANDB_MODE": "offline", "OMP_NUM_THREADS": "1"}
 ARMS = ("lazy", "adam", "mup", "linearized", "frozen_ntk", "frozen_nngp", "gaussian", "lazy_lr_up", "frozen_lr_up")
 TINY = ["model.width=8,16", "seed=0,1", "data.n_train=32,48", "sweep_reference.width=8", "study.axis_n_train=[32]",
-        "study.linearized_n_train=[32]",
+        "study.linearized_n_train=[32]", "study.linearized_widths=[8,16]",
         "data.n_val=16", "data.n_test=64", "study.steps=6", "study.val_every=3", "study.steps_up=2",
         "study.val_every_up=1", "study.adam_steps=6", "study.adam_val_every=1", "study.batch_size=16",
         "study.warmup_steps=1", "study.lr=0.3", "study.lr_up=0.6", "study.mup_lr=1e-4", "study.mup_base_width=8",
