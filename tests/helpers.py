@@ -47,14 +47,20 @@ def feature_jet_by_autodiff(features, ps):
 
 class PoisonedPotential(torch.nn.Module):
     """A KahlerPotential whose metric turns bad after ``healthy_calls`` training-mode calls:
-    NaN (``poison="nan"``) or −g (``poison="negate"``, finite but not positive definite)."""
+    NaN (``poison="nan"``) or −g (``poison="negate"``, finite but not positive definite).
+    Its potential and exact curvature are the inner one's; ``offer_potential=False`` hides them
+    (a model that offers only metric())."""
 
-    def __init__(self, healthy_calls: int = 6, poison: str = "nan", **kwargs):
+    def __init__(self, healthy_calls: int = 6, poison: str = "nan", offer_potential: bool = True, **kwargs):
         super().__init__()
         self.inner = build_potential(**kwargs)
         self.healthy_calls = healthy_calls
         self.poison = poison
         self.calls = 0
+        if offer_potential:
+            self.potential = self.inner.potential
+            self.metric_derivatives = self.inner.metric_derivatives
+            self.has_exact_curvature = self.inner.has_exact_curvature
 
     def metric(self, z, jac):
         g = self.inner.metric(z, jac)

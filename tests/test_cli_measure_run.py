@@ -100,11 +100,16 @@ def test_measure_run_of_a_frozen_flow_or_a_missing_run_is_a_clear_error(tmp_path
         train(compose_train("experiment=cubic_frozen", "curvature.points=10", *TINY, tmp_path=tmp_path), tmp_path / "x")
     with pytest.raises(ValueError, match="curvature.route"):
         train(compose_train("experiment=cubic_mlp", "curvature.route=fast", *TINY, tmp_path=tmp_path), tmp_path / "y")
+    # a model that offers only metric(): refused before sampling or training, not after
+    with pytest.raises(ValueError, match="PoisonedPotential.*no Kähler potential"):
+        train(compose_train("experiment=cubic_mlp", "+model._target_=tests.helpers.PoisonedPotential",
+                            "+model.offer_potential=false", *TINY, tmp_path=tmp_path / "fresh"), tmp_path / "z")
+    assert not (tmp_path / "fresh" / "data").exists() and not (tmp_path / "z" / "checkpoints").exists()
 
 
 @pytest.mark.slow
 def test_trained_cubic_curve_is_ten_times_flatter_than_fubini_study(tmp_path):
-    """The cubic_mlp preset (about a minute): on a torus the Ricci-flat metric is flat, and the
+    """The cubic_mlp preset (about 1.5 minutes): on a torus the Ricci-flat metric is flat, and the
     learned metric's Ricci measure (summary.json, curvature.points = 2,000 test points) is ≥ 10×
     below Fubini–Study's on the same points, with χ = 0 within three standard errors."""
     summary, _ = train(compose_train("experiment=cubic_mlp", "logger=csv", "trainer.enable_progress_bar=false",

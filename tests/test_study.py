@@ -75,8 +75,9 @@ def test_tiny_quintic_study_runs_every_arm_and_reports(tmp_path):
     assert all(math.isfinite(e["frozen_sigma"]) for e in stats["lr_axis"])
     frozen = summaries["frozen_ntk_w8_s0_n32"]
     assert stats["limits"]["frozen_ntk"]["32"] == [frozen["sigma_test"], frozen["sigma_test_err"]]
-    # the second axis: the Ricci measure of the finite MLP arms (exact route), FS's beside it
-    assert set(stats["ricci"]) == {"lazy", "adam", "mup"}
+    # the second axis: the Ricci measure of the finite MLP arms and the linearized networks (exact
+    # route), FS's beside it
+    assert set(stats["ricci"]) == {"lazy", "adam", "mup", "linearized"}
     lazy = json.loads((sweep / "lazy_w16_s1_n48" / "summary.json").read_text())
     assert lazy["curvature_points"] == 8 and lazy["curvature_route"] == "exact"
     assert 0 < lazy["ricci"] and lazy["ricci_fs"] == pytest.approx(stats["ricci_fs"], rel=1e-12)
@@ -93,7 +94,8 @@ def test_tiny_quintic_study_runs_every_arm_and_reports(tmp_path):
 def _record(arm, kind, width, seed, sigma, n_train=100, lr=1.0, change=math.nan):
     return {"run": f"/nonexistent/{arm}_{width}_{seed}", "arm": arm, "kind": kind, "width": width, "seed": seed,
             "n_train": n_train, "lr": lr, "status": "completed", "steps": 10, "sigma_test": sigma,
-            "sigma_test_err": 0.001, "kernel_change": change, "config": {"arm_label": arm}}
+            "sigma_test_err": 0.001, "kernel_change": change, "ricci": math.nan, "ricci_fs": math.nan,
+            "config": {"arm_label": arm}}
 
 
 def _study(adam_sigma: float, frozen_sigma: float) -> list[dict]:

@@ -5,7 +5,9 @@ seconds on the CPU sweep; --no-donaldson skips it, --donaldson-max-k / --donalds
 its budget). The last line of stdout is one JSON object: the fitted slopes, the frozen flow's σ,
 the Donaldson rows in brief and the path of report.md. A study (experiment=quintic_width_sweep:
 runs with arm labels) gets the multi-arm report (nnflow.report.study); its JSON line holds the
-best finite cell, the limit flows' σ and the verdict.
+best finite cell, the limit flows' σ and the verdict. A moduli scan (experiment=dwork_scan:
+Dwork-family runs at several ψ) gets σ_FS and σ_test against ψ (nnflow.report.moduli); its JSON
+line holds ψ, σ_FS and σ_test by ψ.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         log_report(args.sweep_dir, Path(path).parent, vars(args), stats)
     if stats.get("study"):
         brief = {"best": stats["best"], "limits": stats["limits"], "verdict": stats["verdict"]}
+    elif stats.get("moduli_scan"):
+        brief = {key: [r[key] for r in stats["rows"]] for key in ("psi", "sigma_fs", "sigma_test")}
     else:
         brief = {k: v for k, v in stats.items() if k.startswith("slope") or k == "frozen_sigma"}
         brief["donaldson"] = [{key: r[key] for key in ("width", "k", "params", "sigma_test", "sigma_err", "capped")}

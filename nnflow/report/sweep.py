@@ -63,7 +63,8 @@ def collect(sweep_dir: str | Path) -> list[dict]:
 
     A record has arm (summary.json's: ``arm_label`` or model.kind[_parameterization]), kind
     (model.kind), n_train, width, seed, lr (the step: optim.optimizer.lr, or flow.dt of a frozen
-    flow that sets it), sigma_test, sigma_test_err, ricci and ricci_fs (nan unless the run measured
+    flow that sets it), sigma_test, sigma_test_err, sigma_fs and sigma_fs_err (the FS metric on the
+    same test points), ricci and ricci_fs (nan unless the run measured
     curvature), n_params (trained parameters,
     None if summary.json has none), kernel_dist0 (distance to Θ̄ at initialization), kernel_change
     (final relative change), the σ_val curve (time, sigma) in NTK time, and config (the run's
@@ -106,6 +107,9 @@ def collect(sweep_dir: str | Path) -> list[dict]:
                 "steps": summary.get("steps"),
                 "sigma_test": _float(summary.get("sigma_test")),
                 "sigma_test_err": _float(summary.get("sigma_test_err")),
+                # the FS metric on the same test points (nan for runs written before it was recorded)
+                "sigma_fs": _float(summary.get("sigma_fs")),
+                "sigma_fs_err": _float(summary.get("sigma_fs_err")),
                 # the learned metric's Ricci measure and FS's on the same points (curvature.points)
                 "ricci": _float(summary.get("ricci")),
                 "ricci_fs": _float(summary.get("ricci_fs")),
@@ -536,7 +540,8 @@ def write_report(
     """Read a sweep, write report.md, report.json and the figures; return report.md's path.
 
     A study (runs with ``arm_label``: experiment=quintic_width_sweep) gets the multi-arm report of
-    ``nnflow.report.study`` instead (the Donaldson rows are not part of it).
+    ``nnflow.report.study`` instead (the Donaldson rows are not part of it), and a moduli scan
+    (Dwork-family runs at several ψ: experiment=dwork_scan) that of ``nnflow.report.moduli``.
 
     ``donaldson``: add the balanced-metric rows (``donaldson_rows`` with the given budget; a sweep
     that lacks what they need gets a one-line note instead). ``ensemble``: add the seed-ensemble
@@ -553,6 +558,10 @@ def write_report(
 
     if is_study(records):  # runs with arm labels (experiment=quintic_width_sweep): the study's report
         return write_study_report(records, sweep_dir, out_dir, ensemble=ensemble)
+    from nnflow.report.moduli import is_moduli_scan, write_moduli_report
+
+    if is_moduli_scan(records):  # Dwork-family runs at several ψ (experiment=dwork_scan)
+        return write_moduli_report(records, sweep_dir, out_dir)
     stats = summarize(records)
     stats["donaldson"], stats["donaldson_note"] = [], None
     if donaldson:

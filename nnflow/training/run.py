@@ -29,7 +29,7 @@ from nnflow.flows.frozen import KERNEL_KINDS, build_frozen_flow
 from nnflow.flows.linearized import build_linearized
 from nnflow.flows.losses import class_kappa, loss_power
 from nnflow.geometry.hypersurface import hypersurface_from_config
-from nnflow.geometry.measures import evaluate_metric
+from nnflow.geometry.measures import evaluate_metric, fs_det, sigma_measure
 from nnflow.models import build_potential
 from nnflow.models.networks import MUP_OPTIMIZERS
 from nnflow.models.potential import phase_options
@@ -39,7 +39,7 @@ from nnflow.tracking import arm_name, logger_options
 from nnflow.training.callbacks import MetricsCSV, plot_sigma
 from nnflow.training.data import PointDataModule
 from nnflow.training.measure_run import ROUTES as CURVATURE_ROUTES
-from nnflow.training.measure_run import measure_learned
+from nnflow.training.measure_run import curvature_route, measure_learned
 from nnflow.training.modules import (
     ROUTES,
     FrozenFlowModule,
@@ -243,6 +243,11 @@ def read_checkpoint(path: Path, remedy: str = RESUME_REMEDY) -> dict:
     return checkpoint
 
 
+def wants_curvature(cfg: DictConfig) -> bool:
+    """Whether the run measures its learned metric's curvature after training (curvature.points set)."""
+    return cfg.get("curvature") is not None and cfg.curvature.points is not None
+
+
 def measure_curvature(cfg: DictConfig, model, test_points, run_dir: Path, surface) -> dict:
     """The learned metric's Ricci measure and χ on the leading ``curvature.points`` test points,
     with Fubini–Study's on the same points, for summary.json; writes the η and Ricci-scalar
@@ -310,6 +315,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
     frozen = cfg.model.kind == "frozen"  # a flow built on the training points, not a network
     if not frozen:
         model = build_model(cfg, surface, dtype)  # first: a bad model option fails before sampling
+        if wants_curvature(cfg):
+            curvature_route(model, str(cfg.curvature.route), str(cfg.model.kind))  # no potential: stop before work
     data = PointDataModule(
         surface,
         n_train=int(cfg.data.n_train),
@@ -393,11 +400,13 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
     module.model.to(device)
     module.model.eval()
     test = evaluate_metric(data.split("test").to(device), module.model.metric, batch_size=int(cfg.test_batch_size))
+    sigma_fs, sigma_fs_err = sigma_measure(data.split("test"), fs_det(data.split("test"), float(cfg.kahler_t)))
     val_sigma = trainer.callback_metrics.get("val_sigma")
     summary = {
         "status": status,
         "message": message,
         "manifold": surface.name,
+        "manifold_params": surface.params,  # e.g. the Dwork family's psi
         "arm": arm_name(cfg),
         "kind": cfg.model.kind,
         "model": cfg.model.get("network", cfg.model.get("_target_")),
@@ -405,6 +414,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
         "sigma_val": float(val_sigma) if val_sigma is not None else math.nan,
         "sigma_test": test["sigma"],
         "sigma_test_err": test["sigma_err"],
+        "sigma_fs": sigma_fs,  # the Fubini–Study metric of class t on the same test points (where training starts)
+        "sigma_fs_err": sigma_fs_err,
         "volume": test["volume"],
         "volume_err": test["volume_err"],
         "positive_fraction_test": test["positive_fraction"],
@@ -428,10 +439,11 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
         "route": module.route,
         "provenance": provenance(device),
     }
-    if cfg.get("curvature") is not None and cfg.curvature.points is not None:
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))  # kept if the curvature step fails
+    if wants_curvature(cfg) and status == "completed":  # a diverged run's last weights are not the result
         summary.update(measure_curvature(cfg, module.model, data.split("test").to(device), run_dir, surface))
         summary["seconds"] = time.perf_counter() - start  # the whole run, curvature included
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     if logger:
         logger.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
         if hasattr(logger, "experiment") and hasattr(logger.experiment, "finish"):
