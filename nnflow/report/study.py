@@ -186,7 +186,8 @@ def verdict(stats: dict) -> list[str]:
     overall = _ranking(stats, n)
     limit = stats["limits"].get(LIMIT, {}).get(n)
     lowest_sigma, lowest = overall[0]
-    out.append(f"Lowest σ_test at n = {n} training points: {lowest}, σ_test = {_fmt(lowest_sigma)}.")
+    out.append(f"Lowest σ_test at n = {n} training points (each arm at its widest width): {lowest}, "
+               f"σ_test = {_fmt(lowest_sigma)}.")
     if limit is not None:
         factor = limit[0] / best["sigma"]
         relation = f"{factor:.2f}× below" if factor > 1 else f"{1 / factor:.2f}× above"
