@@ -113,7 +113,8 @@ def test_verdict_follows_the_numbers():
     stats = summarize_study(_study(adam_sigma=0.8, frozen_sigma=0.2))  # adam: 0.8, 0.2, 0.05 by width
     assert stats["best"]["arm"] == "adam" and stats["best"]["width"] == 1024
     text = verdict(stats)
-    assert text[0].startswith("Lowest σ_test at n = 100 training points (each arm at its widest width): adam (N = 1024)")
+    assert text[0].startswith("Lowest σ_test at n = 100 training points (each arm at its widest width): "
+                              "adam (N = 1024)")
     assert any("below the frozen NTK flow" in t and "4.00× below" in t for t in text)
     assert "adam (n = 100) is below the frozen NTK flow from N = 1024 on (two standard errors)." in text
     assert any(t.startswith("lazy (n = 100) is not below its frozen NTK limit") for t in text)
@@ -125,7 +126,8 @@ def test_verdict_follows_the_numbers():
 
     # swap the two arms' standing: a frozen flow far below every network
     swapped = verdict(summarize_study(_study(adam_sigma=0.8, frozen_sigma=0.01)))
-    assert swapped[0].startswith("Lowest σ_test at n = 100 training points (each arm at its widest width): frozen_ntk (N = ∞)")
+    assert swapped[0].startswith("Lowest σ_test at n = 100 training points (each arm at its widest width): "
+                                 "frozen_ntk (N = ∞)")
     assert any("5.00× above the frozen NTK flow" in t for t in swapped)
     assert not any(t.startswith("adam (n = 100) is below") for t in swapped)
 
