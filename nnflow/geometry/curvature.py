@@ -24,7 +24,6 @@ from collections.abc import Callable
 import torch
 from torch.func import jacfwd, jacrev, vmap
 
-from nnflow.geometry.charts import embedding_hessian
 from nnflow.geometry.pointset import PointSet
 
 Potential = Callable[[torch.Tensor], torch.Tensor]  # (N+1,) complex → () real
@@ -140,7 +139,7 @@ def curvature(
     quintic points of a trained MLP).
 
     Args:
-        points: PointSet (B points).
+        points: PointSet or CICYPointSet (B points; its ``embedding_hessian`` gives the chart's ∂∂z).
         potential: K, a function of one point (N+1,) complex → () real, vmap-compatible: the
             route of nested autodiff in the chart coordinates (any potential).
         derivatives: optional exact route instead, (z, jac, hess) of a chunk → (g, ∂_c g, ∂̄_d g,
@@ -156,7 +155,7 @@ def curvature(
     for start in range(0, len(points), chunk_size):
         sl = slice(start, start + chunk_size)
         z, jac = points.z[sl], points.jac[sl]
-        hess = embedding_hessian(points.surface, z, jac, points.elim[sl])
+        hess = points.embedding_hessian(sl)
         g, dz, dzbar, ddbar = derivatives(z, jac, hess)
         theta = curvature_form(g, dz, dzbar, ddbar)
         ricci = theta.diagonal(dim1=-2, dim2=-1).sum(-1)  # (.., a, b)

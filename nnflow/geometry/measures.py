@@ -123,8 +123,8 @@ def evaluate_metric(
 
 
 def fs_det(points: PointSet, t: float = 1.0) -> torch.Tensor:
-    """det of the pulled-back FS metric: (B,) real."""
-    return torch.linalg.det(pullback(points.jac, fs_metric(points.z, t))).real
+    """det of the pulled-back FS metric: (B,) real (``points.fs_det``: one P^N or a product)."""
+    return points.fs_det(t)
 
 
 @torch.no_grad()
@@ -195,4 +195,4 @@ def measure_fubini_study(points: PointSet, t: float = 1.0, **kwargs) -> dict[str
     """measure_metric for the Fubini–Study metric of Kähler class t (curvature by the exact bi-jet
     route, bijets.fs_derivatives, unless ``derivatives`` is given; None: nested autodiff)."""
     kwargs.setdefault("derivatives", lambda z, jac, hess: fs_derivatives(z, jac, hess, t))
-    return measure_metric(points, lambda p: fs_det(p, t), lambda z: fs_potential(z, t), **kwargs)
+    return measure_metric(points, lambda p: fs_det(p, t), points.fs_potential(t), **kwargs)

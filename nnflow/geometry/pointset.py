@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from nnflow.geometry.charts import choose_chart, embedding_jacobian, omega_squared
-from nnflow.geometry.fubini_study import fs_metric, pullback
+from nnflow.geometry.charts import choose_chart, embedding_hessian, embedding_jacobian, omega_squared
+from nnflow.geometry.fubini_study import fs_metric, fs_potential, pullback
 from nnflow.geometry.hypersurface import Hypersurface
 
 FORMAT_VERSION = 1
@@ -85,8 +85,20 @@ class PointSet:
         """Vol_FS / n!: ∫ f |Ω|² d^{2n}x ≈ integral_factor · mean(w f)."""
         return self.fs_volume() / math.factorial(self.dim)
 
+    def embedding_hessian(self, index=slice(None)) -> torch.Tensor:
+        """∂²z/∂x∂x of the chart embedding for the points ``index``: (b, n, n, N+1) (charts.py)."""
+        return embedding_hessian(self.surface, self.z[index], self.jac[index], self.elim[index])
+
+    def fs_det(self, t: float = 1.0) -> torch.Tensor:
+        """det of the pulled-back FS metric of class t at every point: (B,) real."""
+        return torch.linalg.det(pullback(self.jac, fs_metric(self.z, t))).real
+
+    def fs_potential(self, t: float = 1.0):
+        """K_FS of class t as a function of one point (N+1,) → () (vmap-safe)."""
+        return lambda z: fs_potential(z, t)
+
     def _map(self, fn) -> PointSet:
-        return PointSet(
+        return type(self)(
             self.surface,
             fn(self.z),
             fn(self.weights),
@@ -118,7 +130,7 @@ class PointSet:
     def cat(parts: list[PointSet]) -> PointSet:
         """Concatenate point sets of one surface (metadata of the first)."""
         first = parts[0]
-        return PointSet(
+        return type(first)(
             first.surface, *(torch.cat([getattr(p, k) for p in parts]) for k in _TENSORS),
             meta=dict(first.meta),
         )
@@ -140,6 +152,7 @@ class PointSet:
         torch.save(
             {
                 "format_version": FORMAT_VERSION,
+                "kind": self.KIND,
                 "surface": self.surface.to_dict(),
                 "meta": self.meta,
                 **{k: getattr(self, k).cpu() for k in _TENSORS},
@@ -171,8 +184,18 @@ class PointSet:
             raise UnreadablePointSetError(f"{path} holds no PointSet (missing tensors); delete it to re-sample")
         if d.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"{path}: unsupported PointSet format {d.get('format_version')!r}")
-        surface = Hypersurface.from_dict(d["surface"])
+        kind = d.get("kind", "hypersurface")
+        if kind != cls.KIND:
+            raise UnreadablePointSetError(f"{path} holds {kind} points, not {cls.KIND} points; load it with the "
+                                          "matching class (or delete it to re-sample)")
+        surface = cls.surface_from_dict(d["surface"])
         return cls(surface, *(d[k] for k in _TENSORS), meta=d["meta"])
+
+    KIND = "hypersurface"
+
+    @staticmethod
+    def surface_from_dict(d: dict):
+        return Hypersurface.from_dict(d)
 
 
 class UnreadablePointSetError(ValueError):

@@ -25,6 +25,7 @@ from torch.func import functional_call
 from nnflow.geometry.fubini_study import fs_metric, fs_potential, pullback
 from nnflow.geometry.hermitian import hermitian_to_real
 from nnflow.models.features import ProjectiveFeatures
+from nnflow.models.product_features import ProductProjectiveFeatures
 from nnflow.models.jets import Jet, dd_components, functional_jet, pack_jet
 
 INITS = ("centered", "random", "zero_last")
@@ -35,9 +36,16 @@ MAX_FEATURES = 4096
 FEATURE_SYMMETRIES = ("none", "phases")
 
 
-def potential_features(n_coords: int, degree: int, phases=None, phase_order=None) -> ProjectiveFeatures:
+def potential_features(n_coords: int, degree, phases=None, phase_order=None, factors=None) -> ProjectiveFeatures:
     """The feature map of a KahlerPotential: all degree-k entries, or the phase-invariant ones,
-    standardized (their scales differ by orders of magnitude; ProjectiveFeatures)."""
+    standardized (their scales differ by orders of magnitude; ProjectiveFeatures); on a product of
+    projective spaces (``factors``) the product features, standardized."""
+    if factors is not None:
+        if phases is not None:
+            raise ValueError("phase-invariant features are not implemented on products of projective spaces")
+        if sum(n + 1 for n in factors) != n_coords:
+            raise ValueError(f"factors {list(factors)} have {sum(n + 1 for n in factors)} coordinates, not {n_coords}")
+        return ProductProjectiveFeatures(factors, degree, standardize=True)
     return ProjectiveFeatures(n_coords, degree, phases, phase_order, standardize=phases is not None)
 
 
@@ -54,6 +62,9 @@ class KahlerPotential(nn.Module):
         phases, phase_order: keep only the features invariant under these diagonal phase
             symmetries (``Hypersurface.phase_symmetries()``, order deg p), so φ is invariant;
             those features are standardized under the FS measure (ProjectiveFeatures).
+        factors: (n_1, …, n_m) for a CICY in P^{n_1} × … × P^{n_m}: K_FS = Σ_i (t/π) log|z^(i)|² and
+            the product features of per-factor degree ``feature_degree`` (ProductProjectiveFeatures,
+            standardized); n_coords must be Σ(n_i + 1). None: one P^N.
     """
 
     def __init__(
@@ -66,13 +77,15 @@ class KahlerPotential(nn.Module):
         output_scale: float = 1.0,
         phases: torch.Tensor | None = None,
         phase_order: int | None = None,
+        factors: list[int] | None = None,
     ):
         super().__init__()
         if init not in INITS:
             raise ValueError(f"unknown init {init!r}; choose from {INITS}")
         if not kahler_t > 0:
             raise ValueError(f"kahler_t must be positive; got {kahler_t!r}")
-        self.features = potential_features(n_coords, feature_degree, phases, phase_order)
+        self.factors = None if factors is None else [int(n) for n in factors]
+        self.features = potential_features(n_coords, feature_degree, phases, phase_order, self.factors)
         if phases is not None and self.features.dim == self.features.n_monomials:
             warnings.warn(
                 f"phase-invariant features of degree {feature_degree} are only the diagonal |z^α|²/|z|^{{2k}}: "
@@ -111,9 +124,30 @@ class KahlerPotential(nn.Module):
             out = out - functional_call(self.network, self.theta0(), (x,))
         return self.output_scale * out
 
+    def fs_potential(self, z: torch.Tensor) -> torch.Tensor:
+        """K_FS: (t/π) log|z|², or Σ_i (t/π) log|z^(i)|² on a product (``factors``)."""
+        if self.factors is None:
+            return fs_potential(z, self.kahler_t)
+        return sum(fs_potential(z[..., a:b], self.kahler_t) for a, b in self._blocks())
+
+    def fs_metric(self, z: torch.Tensor) -> torch.Tensor:
+        """Ambient ∂∂̄K_FS: (..., N+1) → (..., N+1, N+1) (block diagonal on a product)."""
+        if self.factors is None:
+            return fs_metric(z, self.kahler_t)
+        g = torch.zeros(*z.shape, z.shape[-1], dtype=z.dtype, device=z.device)
+        for a, b in self._blocks():
+            g[..., a:b, a:b] = fs_metric(z[..., a:b], self.kahler_t)
+        return g
+
+    def _blocks(self) -> list[tuple[int, int]]:
+        ends = [0]
+        for n in self.factors:
+            ends.append(ends[-1] + n + 1)
+        return list(zip(ends[:-1], ends[1:]))
+
     def potential(self, z: torch.Tensor) -> torch.Tensor:
         """K(z) = K_FS + φ: (..., N+1) complex → (...) real (vmap- and torch.func-friendly)."""
-        return fs_potential(z, self.kahler_t) + self.phi(z)
+        return self.fs_potential(z) + self.phi(z)
 
     def _network_dd(self, jet: Jet) -> torch.Tensor:
         """α∂∂̄f_θ from a feature jet: (B, n, n) complex."""
@@ -131,7 +165,7 @@ class KahlerPotential(nn.Module):
         return self._network_dd(jet) - self._theta0_dd(jet)
 
     def _reference(self, z: torch.Tensor, jac: torch.Tensor, jet: Jet) -> torch.Tensor:
-        return pullback(jac, fs_metric(z, self.kahler_t)) - self._theta0_dd(jet)
+        return pullback(jac, self.fs_metric(z)) - self._theta0_dd(jet)
 
     # ------------------------------------------------------------ metric entry points
     # One per training route (training/modules.py, MetricModule's ``route``), all the same g:
@@ -150,7 +184,7 @@ class KahlerPotential(nn.Module):
 
     def forward(self, z: torch.Tensor, jac: torch.Tensor) -> torch.Tensor:
         """Metric on X: g = J g_FS J^† + ∂∂̄φ, (B, N+1), (B, n, N+1) → (B, n, n) complex."""
-        g_fs = pullback(jac, fs_metric(z, self.kahler_t))
+        g_fs = pullback(jac, self.fs_metric(z))
         return g_fs + self.phi_metric(z, jac)
 
     metric = forward
@@ -198,7 +232,7 @@ class KahlerPotential(nn.Module):
         """Whether ``metric_derivatives`` can carry curvature through the network (an MLP)."""
         from nnflow.models.networks import MLP
 
-        return isinstance(self.network, MLP)
+        return isinstance(self.network, MLP) and self.factors is None  # bi-jets: one P^N only
 
     @torch.no_grad()
     def metric_derivatives(self, z: torch.Tensor, jac: torch.Tensor, hess: torch.Tensor, block: int = 64,
@@ -270,6 +304,7 @@ def build_potential(
     phases: torch.Tensor | None = None,
     phase_order: int | None = None,
     max_features: int | None = MAX_FEATURES,
+    factors: list[int] | None = None,
     **network_kwargs,
 ) -> KahlerPotential:
     """A KahlerPotential from flat options (what conf/model/*.yaml holds).
@@ -285,6 +320,7 @@ def build_potential(
             ``Hypersurface.phase_symmetries()`` and deg p; nnflow-train passes them).
         max_features: ValueError, before the network is built, if the feature map has more
             entries (the network's input width); None: no limit.
+        factors: (n_1, …, n_m) for a CICY (KahlerPotential); feature_degree is then per factor.
     """
     from nnflow.models.networks import build_network
 
@@ -294,7 +330,19 @@ def build_potential(
         raise ValueError("feature_symmetry=phases needs the manifold's phase symmetries (phases=, phase_order=)")
     if feature_symmetry == "none":
         phases = phase_order = None
-    features = potential_features(n_coords, feature_degree, phases, phase_order)
+    if factors is not None:
+        from nnflow.models.product_features import product_feature_count
+
+        degrees = [feature_degree] * len(factors) if isinstance(feature_degree, int) else list(feature_degree)
+        count = product_feature_count(factors, degrees)
+        if max_features is not None and count > max_features:
+            raise ValueError(
+                f"product features of degrees {degrees} on {' × '.join(f'P^{n}' for n in factors)} are {count} "
+                f"features (the network's input width), above model.max_features={max_features}: lower "
+                f"model.feature_degree (degree 1 has {product_feature_count(factors, [1] * len(factors))}) or raise "
+                "model.max_features"
+            )
+    features = potential_features(n_coords, feature_degree, phases, phase_order, factors)
     if max_features is not None and features.dim > max_features:
         kept = "the phase-invariant" if phases is not None else "all"
         raise ValueError(
@@ -306,4 +354,4 @@ def build_potential(
     if seed is not None:
         torch.manual_seed(int(seed))
     net = build_network(network, features.dim, **network_kwargs)
-    return KahlerPotential(net, n_coords, feature_degree, kahler_t, init, output_scale, phases, phase_order)
+    return KahlerPotential(net, n_coords, feature_degree, kahler_t, init, output_scale, phases, phase_order, factors)

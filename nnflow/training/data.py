@@ -27,6 +27,9 @@ from torch.utils.data import (
 )
 
 from nnflow.geometry import Hypersurface, PointSet, sample_points
+from nnflow.geometry.cicy import CompleteIntersection
+from nnflow.geometry.cicy_points import CICYPointSet
+from nnflow.geometry.cicy_sampling import sample_cicy
 from nnflow.geometry.pointset import UnreadablePointSetError
 from nnflow.validation import check_int
 
@@ -102,16 +105,24 @@ def load_or_sample(cache_dir, surface: Hypersurface, split: str, n: int, seed: i
     path = cache_path(cache_dir, surface, split, n, seed)
     if path.exists():
         try:
-            return PointSet.load(path)
+            return point_class(surface).load(path)
         except UnreadablePointSetError as err:
             # a cache is re-creatable: keep the bad file beside it (nothing is deleted) and re-sample
             kept = path.with_name(path.name + ".unreadable")
             path.replace(kept)
             log.warning("%s; kept it as %s and re-sampling the %s split", err, kept, split)
     log.info("sampling %d %s points on %s (seed %d) → %s", n, split, surface.name, seed, path)
-    points = sample_points(surface, n, seed=seed + SPLIT_SEED_OFFSET[split])
+    if isinstance(surface, CompleteIntersection):
+        points = sample_cicy(surface, n, seed=seed + SPLIT_SEED_OFFSET[split])
+    else:
+        points = sample_points(surface, n, seed=seed + SPLIT_SEED_OFFSET[split])
     points.save(path)
     return points
+
+
+def point_class(surface) -> type[PointSet]:
+    """PointSet for a hypersurface, CICYPointSet for a complete intersection."""
+    return CICYPointSet if isinstance(surface, CompleteIntersection) else PointSet
 
 
 class PointDataModule(L.LightningDataModule):

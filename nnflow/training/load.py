@@ -81,7 +81,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedR
             state dict does not fit the model of config.yaml (both named).
     """
     from nnflow.flows.losses import class_kappa
-    from nnflow.geometry.hypersurface import hypersurface_from_config
+    from nnflow.geometry.cicy import manifold_from_config
     from nnflow.training.run import build_flow, build_model, read_checkpoint
 
     run_dir = Path(run_dir)
@@ -103,7 +103,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedR
             f"{path} holds step {checkpoint.get('global_step')}, not the tested step {step} of "
             f"{run_dir / 'summary.json'}: the run directory was changed after its test; resume the run"
         )
-    surface = hypersurface_from_config(OmegaConf.to_container(cfg.manifold, resolve=True))
+    surface = manifold_from_config(OmegaConf.to_container(cfg.manifold, resolve=True))
     loaded = LoadedRun(None, surface, cfg, summary, path)
     if cfg.model.kind == "frozen":
         train = loaded.split("train").to(dtype=torch.complex128)

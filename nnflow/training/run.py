@@ -28,7 +28,7 @@ from nnflow.feasibility import check_feasible, frozen_flow, training
 from nnflow.flows.frozen import KERNEL_KINDS, build_frozen_flow
 from nnflow.flows.linearized import build_linearized
 from nnflow.flows.losses import class_kappa, loss_power
-from nnflow.geometry.hypersurface import hypersurface_from_config
+from nnflow.geometry.cicy import CompleteIntersection, manifold_from_config
 from nnflow.geometry.measures import evaluate_metric, fs_det, sigma_measure
 from nnflow.models import build_potential
 from nnflow.models.networks import MUP_OPTIMIZERS
@@ -168,7 +168,26 @@ def symmetry_kwargs(cfg: DictConfig, surface) -> dict:
 def model_kwargs(cfg: DictConfig, surface) -> dict:
     """What a network factory needs from the manifold and the run, besides cfg.model."""
     run = {"n_coords": surface.n_coords, "kahler_t": float(cfg.kahler_t), "seed": int(cfg.seed)}
+    if isinstance(surface, CompleteIntersection):
+        run["factors"] = surface.factors
     return run | symmetry_kwargs(cfg, surface)
+
+
+def check_cicy_run(cfg: DictConfig, surface) -> None:
+    """On a complete intersection only finite networks train so far (the linearized model, the
+    frozen flows, phase features and kernel tracking assume one P^N): refuse the rest, named."""
+    if not isinstance(surface, CompleteIntersection):
+        return
+    problems = []
+    if cfg.model.kind != "finite":
+        problems.append(f"model.kind={cfg.model.kind} (only finite)")
+    if cfg.model.get("feature_symmetry", "none") != "none":
+        problems.append(f"model.feature_symmetry={cfg.model.feature_symmetry} (only none)")
+    if OmegaConf.select(cfg, "kernel_tracking.enabled", default=False):
+        problems.append("kernel_tracking.enabled=true")
+    if problems:
+        raise ValueError(f"manifold={surface.name} is a complete intersection, on which nnflow-train runs finite "
+                         f"networks only; this run asks for {', '.join(problems)}")
 
 
 def build_model(cfg: DictConfig, surface, dtype: torch.dtype) -> torch.nn.Module:
@@ -310,7 +329,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
         torch.set_num_threads(int(cfg.threads))
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     dtype = set_precision(cfg.dtype)
-    surface = hypersurface_from_config(OmegaConf.to_container(cfg.manifold, resolve=True))
+    surface = manifold_from_config(OmegaConf.to_container(cfg.manifold, resolve=True))
+    check_cicy_run(cfg, surface)
     check_feasible(*memory_estimates(cfg, surface), max_memory_gb=cfg.get("max_memory_gb"))  # before sampling
     frozen = cfg.model.kind == "frozen"  # a flow built on the training points, not a network
     if not frozen:
