@@ -121,7 +121,8 @@ def test_chart_jacobian_and_hessian_by_finite_differences(name, samples):
     H = ps.embedding_hessian()
     for eps in (1e-3, 1e-4):
         first = x(ps.z[:, None] + eps * ps.jac).abs().amax()
-        second = x(ps.z[:, None] + eps * ps.jac + 0.5 * eps**2 * H.diagonal(dim1=1, dim2=2).transpose(1, 2)).abs().amax()
+        diagonal = H.diagonal(dim1=1, dim2=2).transpose(1, 2)  # H_aa: (B, n, n_coords)
+        second = x(ps.z[:, None] + eps * ps.jac + 0.5 * eps**2 * diagonal).abs().amax()
         assert second < 1e-2 * first
     # the ratio of the errors at two steps shows the orders (ε² and ε³)
     d1 = [x(ps.z[:, None] + e * ps.jac).abs().amax() for e in (1e-3, 1e-4)]

@@ -11,7 +11,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from nnflow.cli import CONFIG_DIR, device_from_config, run_dir, write_summary
-from nnflow.geometry.hypersurface import hypersurface_from_config
+from nnflow.geometry.cicy import CompleteIntersection, manifold_from_config
 from nnflow.provenance import provenance
 from nnflow.validation import check_bool, check_int, check_positive
 
@@ -39,12 +39,17 @@ def measure(cfg: DictConfig, out_dir=None) -> tuple[dict, object]:
         # before sampling: a clear error for a model without a potential or an unknown route
         route = curvature_route(loaded.model, str(cfg.curvature_route), str(loaded.cfg.model.kind))
         log.info("curvature route: %s", route)
-    surface = loaded.surface if loaded else hypersurface_from_config(OmegaConf.to_container(cfg.manifold, resolve=True))
+    surface = loaded.surface if loaded else manifold_from_config(OmegaConf.to_container(cfg.manifold, resolve=True))
     kahler_t = float(loaded.cfg.kahler_t if loaded else cfg.kahler_t)
     check_feasible(sampling(int(cfg.n_points), surface.n_coords), device=device, max_memory_gb=cfg.get("max_memory_gb"))
     start = time.perf_counter()
     log.info("sampling %d points on %s (seed %d)", cfg.n_points, surface, cfg.seed)
-    points = sample_points(surface, int(cfg.n_points), seed=int(cfg.seed), device=device)
+    if isinstance(surface, CompleteIntersection):
+        from nnflow.geometry.cicy_sampling import sample_cicy
+
+        points = sample_cicy(surface, int(cfg.n_points), seed=int(cfg.seed)).to(device)
+    else:
+        points = sample_points(surface, int(cfg.n_points), seed=int(cfg.seed), device=device)
     t_sample = time.perf_counter() - start
     log.info("sampled in %.2f s; measuring (curvature on %s points)", t_sample, cfg.curvature_points)
     options = {"curvature_points": cfg.curvature_points, "chunk_size": int(cfg.chunk_size)}
@@ -64,7 +69,7 @@ def measure(cfg: DictConfig, out_dir=None) -> tuple[dict, object]:
         result = measure_fubini_study(points, t=kahler_t, **options)
     result.update(
         manifold=surface.name,
-        smoothness=smoothness(surface.check_smooth()),  # memoized by sampling: free
+        **cicy_topology(surface, kahler_t),
         seed=int(cfg.seed),
         kahler_t=kahler_t,
         seconds_sampling=t_sample,
@@ -73,6 +78,16 @@ def measure(cfg: DictConfig, out_dir=None) -> tuple[dict, object]:
         provenance=provenance(device),
     )
     return result, points
+
+
+def cicy_topology(surface, kahler_t: float = 1.0) -> dict:
+    """The smoothness record of a hypersurface; for a CICY the exact χ and volume of its configuration
+    (smoothness is checked at the sampled points only: the chart refuses a singular one)."""
+    if not isinstance(surface, CompleteIntersection):
+        return {"smoothness": smoothness(surface.check_smooth())}  # memoized by sampling: free
+    return {"smoothness": "checked at the sampled points (no global proof for complete intersections)",
+            "configuration": surface.configuration.tolist(), "euler_expected": surface.euler_characteristic(),
+            "volume_expected": surface.volume(kahler_t)}
 
 
 def write_histograms(result: dict, out_dir, title: str) -> list[str]:

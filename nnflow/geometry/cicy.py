@@ -151,7 +151,7 @@ class CompleteIntersection:
         for k in range(self.n_equations):
             divisor = {_unit(i, self.n_factors): int(self.configuration[i, k]) for i in range(self.n_factors)}
             inverse, power = {(0,) * self.n_factors: 1}, {(0,) * self.n_factors: 1}
-            for j in range(1, n + 1):  # 1/(1 + D) = Σ_j (−D)^j, truncated at degree n
+            for _ in range(n):  # 1/(1 + D) = Σ_j (−D)^j, j ≤ n (higher degrees vanish)
                 power = _multiply(power, {e: -v for e, v in divisor.items()}, self.factors)
                 inverse = _add(inverse, power)
             total = _multiply(total, inverse, self.factors)
@@ -193,7 +193,8 @@ class CompleteIntersection:
 
     def __repr__(self) -> str:
         space = " × ".join(f"P^{n}" for n in self.factors)
-        return f"CompleteIntersection({self.name!r}, {space}, configuration {self.configuration.tolist()}, dim {self.dim})"
+        return (f"CompleteIntersection({self.name!r}, {space}, configuration {self.configuration.tolist()}, "
+                f"dim {self.dim})")
 
 
 # ---------------------------------------------------------------------- construction helpers

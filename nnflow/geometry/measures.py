@@ -23,7 +23,6 @@ import torch
 
 from nnflow.geometry.bijets import fs_derivatives
 from nnflow.geometry.curvature import curvature
-from nnflow.geometry.fubini_study import fs_metric, fs_potential, pullback
 from nnflow.geometry.linalg import hermitian_det, hermitian_positive
 from nnflow.geometry.pointset import PointSet
 

@@ -25,8 +25,8 @@ from torch.func import functional_call
 from nnflow.geometry.fubini_study import fs_metric, fs_potential, pullback
 from nnflow.geometry.hermitian import hermitian_to_real
 from nnflow.models.features import ProjectiveFeatures
-from nnflow.models.product_features import ProductProjectiveFeatures
 from nnflow.models.jets import Jet, dd_components, functional_jet, pack_jet
+from nnflow.models.product_features import ProductProjectiveFeatures
 
 INITS = ("centered", "random", "zero_last")
 # The widest feature map a potential accepts by default (``build_potential``'s max_features): a

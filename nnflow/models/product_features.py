@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+
 import torch
 
 from nnflow.geometry.cicy import multihomogeneous_monomials

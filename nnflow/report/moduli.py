@@ -15,6 +15,7 @@ import json
 import math
 from pathlib import Path
 
+from nnflow.report.study import mean_se
 from nnflow.report.sweep import _fmt, _save, pyplot
 
 FIGURE = "moduli_scan"
@@ -35,11 +36,10 @@ def is_moduli_scan(records: list[dict]) -> bool:
 
 
 def _mean_se(values: list[float], errors: list[float]) -> tuple[float, float]:
-    """Mean over seeds and its standard error; one value keeps its own error."""
+    """Mean over seeds and its standard error (study.mean_se); one value keeps its own error."""
     if len(values) == 1:
         return values[0], errors[0]
-    mean = sum(values) / len(values)
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1) / len(values))
+    return mean_se(values)
 
 
 def moduli_rows(records: list[dict]) -> list[dict]:

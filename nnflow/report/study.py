@@ -53,7 +53,8 @@ def is_study(records: list[dict]) -> bool:
     return any((r.get("config") or {}).get("arm_label") for r in records)
 
 
-def _mean_se(values: list[float]) -> tuple[float, float]:
+def mean_se(values: list[float]) -> tuple[float, float]:
+    """Mean over seeds and its standard error (NaN for one value)."""
     n = len(values)
     mean = sum(values) / n
     se = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n) if n > 1 else math.nan
@@ -100,7 +101,7 @@ def summarize_study(records: list[dict]) -> dict:
         for n in sizes:
             runs = [r for r in main if r["arm"] == arm and r.get("n_train") == n and math.isfinite(r["sigma_test"])]
             if runs:
-                mean, se = _mean_se([r["sigma_test"] for r in runs])
+                mean, se = mean_se([r["sigma_test"] for r in runs])
                 limits[arm][n] = (mean, runs[0]["sigma_test_err"] if len(runs) == 1 else se)
     change = []
     for arm in finite_arms:

@@ -84,7 +84,7 @@ def validate_config(cfg: DictConfig) -> None:
     if cfg.get("curvature") is not None:
         check_int(cfg, "curvature.points", "curvature.chunk_size", allow_none=("curvature.points",))
         check_choice(cfg, "curvature.route", CURVATURE_ROUTES)
-        if cfg.curvature.points is not None and cfg.model.kind == "frozen":
+        if wants_curvature(cfg) and cfg.model.kind == "frozen":
             raise ValueError("config value curvature.points: a frozen flow (model.kind=frozen) has no Kähler potential "
                              "to take curvature of; set curvature.points=null")
     if cfg.model.kind == "frozen":
