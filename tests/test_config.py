@@ -18,8 +18,10 @@ from nnflow.flows.frozen import FrozenKernelFlow
 from nnflow.flows.linearized import LinearizedPotential
 from nnflow.flows.losses import class_kappa
 from nnflow.geometry import sample_points
+from nnflow.geometry.cicy import CompleteIntersection, manifold_from_config
+from nnflow.geometry.cicy_points import cicy_fs_metric
+from nnflow.geometry.cicy_sampling import sample_cicy
 from nnflow.geometry.fubini_study import fs_metric, pullback
-from nnflow.geometry.hypersurface import hypersurface_from_config
 from nnflow.models import KahlerPotential
 from nnflow.training.run import (
     FACTORIES,
@@ -42,7 +44,18 @@ FLOW_KEYS = {"kind", "kernel", "dense", "dense_limit", "block_size", "kernel_kin
 
 
 def surface_of(cfg):
-    return hypersurface_from_config(OmegaConf.to_container(cfg.manifold, resolve=True))
+    return manifold_from_config(OmegaConf.to_container(cfg.manifold, resolve=True))
+
+
+def sample_any(surface, n: int):
+    """Points on a hypersurface or a complete intersection."""
+    if isinstance(surface, CompleteIntersection):
+        return sample_cicy(surface, n, seed=0)
+    return sample_points(surface, n, seed=0)
+
+
+def ambient_fs(surface, z, t: float):
+    return cicy_fs_metric(surface, z, t) if isinstance(surface, CompleteIntersection) else fs_metric(z, t)
 
 
 @pytest.mark.parametrize(
@@ -56,7 +69,7 @@ def test_every_preset_and_model_config_builds_its_kind(overrides):
     cfg = compose_train(*overrides)
     validate_config(cfg)
     surface = surface_of(cfg)
-    points = sample_points(surface, 6, seed=0)
+    points = sample_any(surface, 6)
     if cfg.model.get("low_rank") is not None:  # landmarks are training points: at most the 6 here
         cfg.model.low_rank = 4
     if cfg.model.kind == "frozen":
@@ -69,7 +82,7 @@ def test_every_preset_and_model_config_builds_its_kind(overrides):
     if isinstance(model, BergmanPotential):  # starts at the balanced metric (tests/test_donaldson.py)
         return
     if cfg.model.get("init", "centered") == "centered":  # every kind starts at the Fubini–Study metric
-        g_fs = pullback(points.jac, fs_metric(points.z, float(cfg.kahler_t)))
+        g_fs = pullback(points.jac, ambient_fs(surface, points.z, float(cfg.kahler_t)))
         torch.testing.assert_close(g.detach(), g_fs, rtol=1e-10, atol=1e-10)
 
 
