@@ -27,7 +27,7 @@ from itertools import combinations_with_replacement, product
 import torch
 
 from nnflow.geometry.hypersurface import _as_complex_list, _short_repr, hypersurface_from_config
-from nnflow.geometry.polynomial import PolynomialMap
+from nnflow.geometry.polynomial import PolynomialMap, derivative_map, second_derivative_map
 
 
 class CompleteIntersection:
@@ -89,8 +89,8 @@ class CompleteIntersection:
         self.exponents, self.coefficients = exps, coefs
         self._p = [PolynomialMap(e, c[None]) for e, c in zip(exps, coefs)]
         self._scale = [PolynomialMap(e, c.abs()[None]) for e, c in zip(exps, coefs)]
-        self._dp = [_derivative_map(e, c, self.n_coords) for e, c in zip(exps, coefs)]
-        self._ddp = [_second_derivative_map(e, c, self.n_coords) for e, c in zip(exps, coefs)]
+        self._dp = [derivative_map(e, c, self.n_coords) for e, c in zip(exps, coefs)]
+        self._ddp = [second_derivative_map(e, c, self.n_coords) for e, c in zip(exps, coefs)]
 
     # ------------------------------------------------------------------ evaluation
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
@@ -216,37 +216,6 @@ def _polynomial(poly, k: int, n_coords: int):
     if not keep.any():
         raise ValueError(f"polynomial {k}: all coefficients are zero")
     return e[keep], c[keep]
-
-
-def _derivative_map(e: torch.Tensor, c: torch.Tensor, n_coords: int) -> PolynomialMap:
-    """∂p/∂z_j = Σ_m c_m e_mj z^{e_m − δ_j}: one map with n_coords outputs."""
-    rows, cols = [], []
-    for j in range(n_coords):
-        has = e[:, j] > 0
-        shifted = e[has].clone()
-        shifted[:, j] -= 1
-        rows.append(shifted)
-        col = torch.zeros(n_coords, int(has.sum()), dtype=torch.complex128)
-        col[j] = c[has] * e[has, j]
-        cols.append(col)
-    return PolynomialMap(torch.cat(rows), torch.cat(cols, 1))
-
-
-def _second_derivative_map(e: torch.Tensor, c: torch.Tensor, n_coords: int) -> PolynomialMap:
-    """∂²p/∂z_j∂z_l: n_coords² outputs."""
-    rows, cols = [], []
-    for j in range(n_coords):
-        for l in range(n_coords):
-            factor = e[:, j] * (e[:, l] - (1 if j == l else 0))
-            has = factor > 0
-            shifted = e[has].clone()
-            shifted[:, j] -= 1
-            shifted[:, l] -= 1
-            rows.append(shifted)
-            col = torch.zeros(n_coords * n_coords, int(has.sum()), dtype=torch.complex128)
-            col[j * n_coords + l] = c[has] * factor[has]
-            cols.append(col)
-    return PolynomialMap(torch.cat(rows), torch.cat(cols, 1))
 
 
 # ---------------------------------------------------------------------- cohomology ring of A

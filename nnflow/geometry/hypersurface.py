@@ -15,7 +15,7 @@ from itertools import combinations_with_replacement
 
 import torch
 
-from nnflow.geometry.polynomial import PolynomialMap
+from nnflow.geometry.polynomial import PolynomialMap, derivative_map, second_derivative_map
 
 
 class Hypersurface:
@@ -69,31 +69,8 @@ class Hypersurface:
         self.dim = n_coords - 2
         self._p = PolynomialMap(e, c[None])
         self._scale = PolynomialMap(e, c.abs()[None])
-        # ∂p/∂z_k = Σ_m c_m e_mk z^{e_m − δ_k}: one map with N+1 outputs.
-        rows, cols = [], []
-        for k in range(n_coords):
-            has = e[:, k] > 0
-            shifted = e[has].clone()
-            shifted[:, k] -= 1
-            rows.append(shifted)
-            col = torch.zeros(n_coords, int(has.sum()), dtype=torch.complex128)
-            col[k] = c[has] * e[has, k]
-            cols.append(col)
-        self._dp = PolynomialMap(torch.cat(rows), torch.cat(cols, 1))
-        # ∂²p/∂z_k∂z_l: (N+1)² outputs (needed for the curvature's chart expansion).
-        rows, cols = [], []
-        for k in range(n_coords):
-            for l in range(n_coords):
-                factor = e[:, k] * (e[:, l] - (1 if k == l else 0))
-                has = factor > 0
-                shifted = e[has].clone()
-                shifted[:, k] -= 1
-                shifted[:, l] -= 1
-                rows.append(shifted)
-                col = torch.zeros(n_coords * n_coords, int(has.sum()), dtype=torch.complex128)
-                col[k * n_coords + l] = c[has] * factor[has]
-                cols.append(col)
-        self._ddp = PolynomialMap(torch.cat(rows), torch.cat(cols, 1))
+        self._dp = derivative_map(e, c, n_coords)  # ∂p/∂z_k: N+1 outputs
+        self._ddp = second_derivative_map(e, c, n_coords)  # ∂²p/∂z_k∂z_l (the curvature's chart expansion)
 
     # ------------------------------------------------------------------ evaluation
     def __call__(self, z: torch.Tensor) -> torch.Tensor:

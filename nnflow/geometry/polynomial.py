@@ -108,3 +108,34 @@ class PolynomialMap:
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
         _, C = self._on(z)
         return torch.tensordot(C, self.monomials(z), dims=1).movedim(0, -1)
+
+
+def derivative_map(exponents: torch.Tensor, coefficients: torch.Tensor, n_vars: int) -> PolynomialMap:
+    """∂p/∂z_j = Σ_m c_m e_mj z^{e_m − δ_j} of p = Σ_m c_m z^{e_m}: one map with n_vars outputs."""
+    rows, cols = [], []
+    for j in range(n_vars):
+        has = exponents[:, j] > 0
+        shifted = exponents[has].clone()
+        shifted[:, j] -= 1
+        rows.append(shifted)
+        col = torch.zeros(n_vars, int(has.sum()), dtype=torch.complex128)
+        col[j] = coefficients[has] * exponents[has, j]
+        cols.append(col)
+    return PolynomialMap(torch.cat(rows), torch.cat(cols, 1))
+
+
+def second_derivative_map(exponents: torch.Tensor, coefficients: torch.Tensor, n_vars: int) -> PolynomialMap:
+    """∂²p/∂z_j∂z_l: one map with n_vars² outputs (row-major in (j, l))."""
+    rows, cols = [], []
+    for j in range(n_vars):
+        for l in range(n_vars):
+            factor = exponents[:, j] * (exponents[:, l] - (1 if j == l else 0))
+            has = factor > 0
+            shifted = exponents[has].clone()
+            shifted[:, j] -= 1
+            shifted[:, l] -= 1
+            rows.append(shifted)
+            col = torch.zeros(n_vars * n_vars, int(has.sum()), dtype=torch.complex128)
+            col[j * n_vars + l] = coefficients[has] * factor[has]
+            cols.append(col)
+    return PolynomialMap(torch.cat(rows), torch.cat(cols, 1))
