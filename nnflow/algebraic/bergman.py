@@ -26,8 +26,9 @@ from nnflow.algebraic.balanced import (
     bergman_potential,
 )
 from nnflow.algebraic.sections import SYMMETRIES, SectionBasis, section_basis
-from nnflow.geometry.hypersurface import Hypersurface, make_hypersurface
-from nnflow.geometry.sampling import sample_points
+from nnflow.geometry.cicy import CompleteIntersection, manifold_from_config
+from nnflow.geometry.cicy_sampling import sample_manifold
+from nnflow.geometry.hypersurface import Hypersurface
 
 
 class BergmanPotential(nn.Module):
@@ -81,13 +82,12 @@ class BergmanPotential(nn.Module):
             return BalancedMetric(self.basis, [b.detach().clone() for b in self.hermitian_blocks()], self.kahler_t)
 
 
-def _surface(manifold) -> Hypersurface:
-    if isinstance(manifold, Hypersurface):
+def _surface(manifold) -> Hypersurface | CompleteIntersection:
+    if isinstance(manifold, (Hypersurface, CompleteIntersection)):
         return manifold
     if not isinstance(manifold, Mapping) or "name" not in manifold:
         raise ValueError(f"model.manifold must be a manifold config with a name (e.g. ${{manifold}}); got {manifold!r}")
-    params = dict(manifold)
-    return make_hypersurface(params.pop("name"), **params)
+    return manifold_from_config(dict(manifold))  # a hypersurface or a complete intersection
 
 
 def build_bergman(
@@ -104,6 +104,7 @@ def build_bergman(
     points_seed: int = 0,
     tolerance: float = 1e-10,
     max_iterations: int = 100,
+    factors: list[int] | None = None,
 ) -> BergmanPotential:
     """The ``model=bergman`` factory: a BergmanPotential started from the balanced H.
 
@@ -116,9 +117,11 @@ def build_bergman(
             and ``phase_order`` as nnflow-train passes them, else the manifold's) or "none".
         h_file: a balanced.pt written by nnflow-donaldson: start from its H (same manifold and k).
         n_points, points_seed: otherwise the balanced H is computed on
-            ``sample_points(manifold, n_points, points_seed)``, the training split of nnflow-train
+            ``sample_manifold(manifold, n_points, points_seed)``, the training split of nnflow-train
             when these are ``${data.n_train}`` and ``${data.seed}``.
         tolerance, max_iterations: of the balanced iteration.
+        factors: the ambient factors nnflow-train passes on a complete intersection (checked
+            against the manifold's; the sections are then those of O(k, …, k)).
     Raises:
         ValueError: naming the bad option.
     """
@@ -129,6 +132,8 @@ def build_bergman(
     surface = _surface(manifold)
     if surface.n_coords != n_coords:
         raise ValueError(f"model.manifold has {surface.n_coords} coordinates, the run {n_coords}")
+    if factors is not None and list(factors) != list(getattr(surface, "factors", [])):
+        raise ValueError(f"model.manifold lies in factors {getattr(surface, 'factors', None)}, the run {factors}")
     if h_file:
         balanced, saved = BalancedMetric.load(h_file)
         if saved is not None and saved != surface.to_dict():
@@ -141,7 +146,7 @@ def build_bergman(
     basis = section_basis(surface, k, feature_symmetry, phases, phase_order)
     if not isinstance(n_points, int) or n_points < 1:
         raise ValueError(f"model.n_points={n_points!r} must be a positive integer")
-    points = sample_points(surface, n_points, seed=int(points_seed))
+    points = sample_manifold(surface, n_points, seed=int(points_seed))
     balanced = balanced_metric(basis, points, tolerance=tolerance, max_iterations=max_iterations, kahler_t=kahler_t)
     return BergmanPotential(basis, balanced.blocks, kahler_t)
 

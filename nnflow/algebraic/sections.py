@@ -231,6 +231,9 @@ def section_basis(
         k: degree, ≥ 1.
         symmetry: "none" (one block: a general Hermitian H) or "phases" (block-diagonal over
             the charge sectors of ``phases``, default ``surface.phase_symmetries()`` of order deg p).
+    On a complete intersection (a CompleteIntersection): ``cicy_section_basis``, the sections
+    of O(k, …, k).
+
     Raises:
         ValueError: for k < 1 or an unknown symmetry.
         RuntimeError: if the count differs from the Hilbert polynomial (a construction bug).
@@ -239,6 +242,10 @@ def section_basis(
         raise ValueError(f"k={k!r} must be an integer ≥ 1")
     if symmetry not in SYMMETRIES:
         raise ValueError(f"symmetry={symmetry!r}; choose from {SYMMETRIES}")
+    from nnflow.geometry.cicy import CompleteIntersection  # it imports the hypersurface module, as this one
+
+    if isinstance(surface, CompleteIntersection):
+        return cicy_section_basis(surface, k, symmetry, phases, phase_order)
     e = monomials(surface.n_coords, k)
     lead = leading_monomial(surface)
     e = e[~(e >= lead).all(1)]
@@ -256,3 +263,47 @@ def section_basis(
 def projective_basis(n_coords: int, k: int) -> SectionBasis:
     """All degree-k monomials (sections of O(k) on P^N), in one block."""
     return SectionBasis.build(monomials(n_coords, k), None, k)
+
+
+def cicy_section_basis(x, k: int, symmetry: str = "none", phases=None, phase_order: int | None = None) -> SectionBasis:
+    """The basis of H^0(X, O(k, …, k)) on a CICY X ⊂ P^{n_1} × … × P^{n_m}: monomials of multidegree
+    (k, …, k) modulo the ideal (p_1, …, p_K).
+
+    The Koszul complex and the Künneth cohomology of line bundles on products make restriction
+    from the ambient space onto for k ≥ 1 (every twist O(k − q_j) has k − q_ij ≥ −n_i, so no
+    H^{n_i} term), with kernel Σ_j p_j·C[z]_{k−q_j}. One equation (K = 1): {p} is a Gröbner
+    basis of its ideal, so the monomials not divisible by LM(p) (the lexicographically largest
+    monomial) are a basis, N_k = Π_i C(n_i + k, k) − Π_i C(n_i + k − q_i, n_i). K ≥ 2: only
+    degrees where the kernel is zero (k < q_ij in some factor for every j: all monomials; higher
+    k needs a Gröbner basis of several polynomials, not implemented). The sections of multidegree
+    (k, …, k) make K_H = (t/(kπ)) log s^†Hs a potential in the class t·Σ_i J_i, the run's scalar t.
+
+    Raises:
+        NotImplementedError: K ≥ 2 at a degree where the equations cut the ambient sections.
+        RuntimeError: if the count differs from N_k (a construction bug).
+    """
+    from nnflow.geometry.cicy import multihomogeneous_monomials
+
+    degrees = [k] * x.n_factors
+    e = multihomogeneous_monomials(x.factors, degrees)
+    q = x.configuration  # (m, K)
+    cut = [j for j in range(x.n_equations) if bool((k - q[:, j] >= 0).all())]  # p_j·(degree k − q_j) ≠ 0
+    if x.n_equations > 1 and cut:
+        raise NotImplementedError(
+            f"sections of O({k}) on {x.name} (configuration {q.tolist()}): the equations {cut} cut the ambient "
+            f"sections at this degree, which needs a Gröbner basis of {x.n_equations} polynomials; use k < "
+            f"{min(int(q[:, j].max()) for j in cut)}"
+        )
+    expected = len(e)
+    if cut:  # K = 1
+        lead = torch.tensor(max(x.exponents[0].tolist()), dtype=torch.long)
+        e = e[~(e >= lead).all(1)]
+        expected -= math.prod(math.comb(n + k - int(d), n) for n, d in zip(x.factors, q[:, 0].tolist()))
+    if len(e) != expected:
+        raise RuntimeError(f"{len(e)} sections of O({k}) on {x.name}, the Koszul count says {expected}")
+    labels = None
+    if symmetry == "phases":
+        if phases is None:
+            phases, phase_order = x.phase_symmetries(), x.phase_order
+        labels = charge_sectors(e, phases, phase_order or x.phase_order)
+    return SectionBasis.build(e, labels, k)

@@ -12,7 +12,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from nnflow.cli import CONFIG_DIR, device_from_config, print_summary, run_dir
-from nnflow.geometry.hypersurface import hypersurface_from_config
+from nnflow.geometry.cicy import manifold_from_config
 from nnflow.validation import check_bool, check_choice, check_int, check_positive
 
 log = logging.getLogger("nnflow")
@@ -34,7 +34,7 @@ def donaldson(cfg: DictConfig) -> tuple[dict, object]:
     from nnflow.algebraic import balanced_metric, section_basis
     from nnflow.algebraic.balanced import check_sample_size
     from nnflow.feasibility import check_feasible, sampling
-    from nnflow.geometry import sample_points
+    from nnflow.geometry.cicy_sampling import sample_manifold
     from nnflow.provenance import provenance
     from nnflow.training.data import (
         SPLIT_SEED_OFFSET,  # the test points are nnflow-train's test split
@@ -44,7 +44,7 @@ def donaldson(cfg: DictConfig) -> tuple[dict, object]:
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     device = device_from_config(cfg.device)
-    surface = hypersurface_from_config(OmegaConf.to_container(cfg.manifold, resolve=True))
+    surface = manifold_from_config(OmegaConf.to_container(cfg.manifold, resolve=True))
     start = time.perf_counter()
     basis = section_basis(surface, int(cfg.k), cfg.symmetry)
     with warnings.catch_warnings():  # only the error here, before sampling; balanced_metric warns
@@ -53,13 +53,13 @@ def donaldson(cfg: DictConfig) -> tuple[dict, object]:
     check_feasible(sampling(int(cfg.n_points), surface.n_coords), sampling(int(cfg.n_test), surface.n_coords, "n_test"),
                    device=device, max_memory_gb=cfg.get("max_memory_gb"))
     log.info("%s on %s: %d parameters; sampling %d points", basis, surface.name, basis.n_parameters, cfg.n_points)
-    points = sample_points(surface, int(cfg.n_points), seed=int(cfg.seed), device=device)
+    points = sample_manifold(surface, int(cfg.n_points), seed=int(cfg.seed), device=device)
     metric = balanced_metric(
         basis, points, tolerance=float(cfg.tolerance), max_iterations=int(cfg.max_iterations),
         kahler_t=float(cfg.kahler_t), chunk_size=int(cfg.chunk_size),
     )
     log.info("balanced after %d iterations (%.1f s); measuring", metric.info["iterations"], metric.info["seconds"])
-    test = sample_points(surface, int(cfg.n_test), seed=int(cfg.seed) + SPLIT_SEED_OFFSET["test"], device=device)
+    test = sample_manifold(surface, int(cfg.n_test), seed=int(cfg.seed) + SPLIT_SEED_OFFSET["test"], device=device)
     measures = metric.measure(test, curvature_points=int(cfg.curvature_points))
     info = {k: v for k, v in metric.info.items() if k not in ("k", "n_k", "n_points", "seconds")}
     result = {
@@ -80,7 +80,7 @@ def main(cfg: DictConfig) -> float:
     run = tracking.start(cfg, "donaldson", f"donaldson_{cfg.manifold.name}_k{cfg.k}", out)
     result, metric = donaldson(cfg)
     if cfg.save_h:
-        surface = hypersurface_from_config(OmegaConf.to_container(cfg.manifold, resolve=True))
+        surface = manifold_from_config(OmegaConf.to_container(cfg.manifold, resolve=True))
         metric.save(out / "balanced.pt", surface=surface)
     (out / "donaldson.json").write_text(json.dumps(result, indent=2))
     log.info("wrote %s", out / "donaldson.json")

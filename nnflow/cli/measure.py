@@ -23,7 +23,7 @@ def measure(cfg: DictConfig, out_dir=None) -> tuple[dict, object]:
     metric and FS beside it (the run's manifold and Kähler class; its η and Ricci-scalar
     histograms into ``out_dir`` when given); returns (result dict, PointSet)."""
     from nnflow.feasibility import check_feasible, sampling
-    from nnflow.geometry import sample_points
+    from nnflow.geometry.cicy_sampling import sample_manifold
     from nnflow.geometry.measures import measure_fubini_study
 
     check_int(cfg, "n_points", "curvature_points", allow_none=("curvature_points",))
@@ -44,12 +44,7 @@ def measure(cfg: DictConfig, out_dir=None) -> tuple[dict, object]:
     check_feasible(sampling(int(cfg.n_points), surface.n_coords), device=device, max_memory_gb=cfg.get("max_memory_gb"))
     start = time.perf_counter()
     log.info("sampling %d points on %s (seed %d)", cfg.n_points, surface, cfg.seed)
-    if isinstance(surface, CompleteIntersection):
-        from nnflow.geometry.cicy_sampling import sample_cicy
-
-        points = sample_cicy(surface, int(cfg.n_points), seed=int(cfg.seed)).to(device)
-    else:
-        points = sample_points(surface, int(cfg.n_points), seed=int(cfg.seed), device=device)
+    points = sample_manifold(surface, int(cfg.n_points), seed=int(cfg.seed), device=device)
     t_sample = time.perf_counter() - start
     log.info("sampled in %.2f s; measuring (curvature on %s points)", t_sample, cfg.curvature_points)
     options = {"curvature_points": cfg.curvature_points, "chunk_size": int(cfg.chunk_size)}

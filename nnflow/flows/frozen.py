@@ -55,8 +55,17 @@ class FlowDivergedError(RuntimeError):
     """The flow produced NaN/inf or a metric that is not positive definite."""
 
 
-def fs_start(t: float = 1.0) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """g_0 = pulled-back Fubini–Study metric of class t: (z, jac) → (B, n, n)."""
+def fs_start(t: float = 1.0, surface=None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """g_0 = pulled-back Fubini–Study metric of class t: (z, jac) → (B, n, n).
+
+    On a complete intersection (``surface`` a CompleteIntersection) the ambient metric is the
+    block sum ⊕_i t g_FS,i of its factors (``geometry.cicy_points.cicy_fs_metric``)."""
+    from nnflow.geometry.cicy import CompleteIntersection
+
+    if isinstance(surface, CompleteIntersection):
+        from nnflow.geometry.cicy_points import cicy_fs_metric
+
+        return lambda z, jac: pullback(jac, cicy_fs_metric(surface, z, t))
     return lambda z, jac: pullback(jac, fs_metric(z, t))
 
 
@@ -409,6 +418,7 @@ def build_frozen_flow(
     seed: int | None = None,
     kernel_kind: str = "ntk",
     low_rank: int | None = None,
+    factors: list[int] | None = None,
     **network,
 ) -> FrozenKernelFlow:
     """The frozen-NTK flow of a network architecture on ``train`` (what conf/model/frozen_ntk builds).
@@ -419,8 +429,12 @@ def build_frozen_flow(
         dense: True, False, or "auto" (dense when len(train) ≤ dense_limit).
         low_rank: None, or the landmark points of the Nyström route (overrides dense; the
             landmarks are a subset drawn with ``seed``).
+        factors: (n_1, …, n_m) on a complete intersection: both kernels are then those of the
+            network on product features (``models.product_features``).
         network: architecture options for the kernel (network, depth, activation, …).
     """
+    if factors is not None:
+        network = network | {"factors": list(factors)}
     if dense == "auto":
         dense = len(train) <= dense_limit
     check_feasible(
@@ -432,6 +446,7 @@ def build_frozen_flow(
         kernel, train.surface.n_coords, seed=seed, dtype=dtype, kernel_kind=kernel_kind, **network
     )
     return FrozenKernelFlow(
-        fn, train, kappa=kappa, power=power, start=fs_start(kahler_t), dense=bool(dense), block_size=block_size,
-        cache_mb=cache_mb, low_rank=None if low_rank is None else int(low_rank), landmark_seed=int(seed or 0),
+        fn, train, kappa=kappa, power=power, start=fs_start(kahler_t, train.surface), dense=bool(dense),
+        block_size=block_size, cache_mb=cache_mb, low_rank=None if low_rank is None else int(low_rank),
+        landmark_seed=int(seed or 0),
     )

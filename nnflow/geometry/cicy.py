@@ -169,6 +169,34 @@ class CompleteIntersection:
             raise ValueError(f"Kähler parameters must be positive (inside the Kähler cone); got {t}")
         return t
 
+    # ------------------------------------------------------------------ symmetries
+    @property
+    def phase_order(self) -> int:
+        """d = lcm of the configuration's degrees: the order of the phases ``phase_symmetries`` tries."""
+        return math.lcm(*[int(v) for v in self.configuration.flatten().tolist() if v > 0])
+
+    def phase_symmetries(self) -> torch.Tensor:
+        """Diagonal phase symmetries of X of order d = ``phase_order``.
+
+        z_j → ω^{r_j} z_j (ω = e^{2πi/d}, every coordinate of every factor) maps X to itself when each
+        p_k(ω^r z) = c_k·p_k(z), i.e. e_m·r ≡ e_0·r (mod d) for every monomial m of every p_k. It is a
+        unitary map of each factor, an isometry of every ⊕ t_i g_FS,i, so the Ricci-flat metric in
+        the class (unique) is invariant too. A generic CICY has only the maps that rescale one whole
+        factor, which every projective-invariant feature already ignores.
+
+        Returns:
+            (G, n_coords) long: every r ∈ {0, …, d−1}^{n_coords} with that property.
+        """
+        d, n = self.phase_order, self.n_coords
+        if d**n > 10**7:
+            raise ValueError(f"too many phase vectors to enumerate ({d}^{n}) for {self.name}")
+        r = torch.cartesian_prod(*[torch.arange(d)] * n)  # (d^n, n)
+        keep = torch.ones(len(r), dtype=torch.bool)
+        for e in self.exponents:
+            charge = e @ r.T  # (M_k, d^n)
+            keep &= ((charge - charge[:1]) % d == 0).all(0)
+        return r[keep]
+
     # ------------------------------------------------------------------ metadata
     @property
     def degree(self) -> int:

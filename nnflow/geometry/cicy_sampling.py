@@ -221,3 +221,14 @@ def sample_cicy(
                            "(a singular or nearly singular configuration?)")
     z = torch.cat(parts)[order][:n_points]
     return CICYPointSet.from_points(x, z, meta={"seed": int(seed), "sampler": "random_planes", "max_residual": worst})
+
+
+def sample_manifold(surface, n_points: int, seed: int = 0, device=None):
+    """Points with exact weights on either kind of manifold: ``sample_cicy`` on a
+    CompleteIntersection (a CICYPointSet), ``sample_points`` on a Hypersurface (a PointSet)."""
+    if isinstance(surface, CompleteIntersection):
+        points = sample_cicy(surface, int(n_points), seed=int(seed))
+        return points if device is None else points.to(device)
+    from nnflow.geometry.sampling import sample_points
+
+    return sample_points(surface, int(n_points), seed=int(seed), device=device)

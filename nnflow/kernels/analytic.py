@@ -91,6 +91,9 @@ class AnalyticKernel:
         phases, phase_order: the manifold's phase symmetries (Hypersurface.phase_symmetries()
             and its degree), needed with feature_symmetry "phases".
         general: use the general (x·x', |x|², |x'|²) route even on unit features (for checks).
+        factors: (n_1, …, n_m) on a complete intersection: the product features of
+            ``models.product_features`` (standardized, so the general route), feature_degree an
+            int or one degree per factor.
     """
 
     smooth_order: float = math.inf  # derivatives of the potential kernel available at x = x'
@@ -104,8 +107,11 @@ class AnalyticKernel:
         phases=None,
         phase_order: int | None = None,
         general: bool = False,
+        factors=None,
     ):
-        if not isinstance(feature_degree, int) or isinstance(feature_degree, bool) or feature_degree < 1:
+        per_factor = factors is not None and isinstance(feature_degree, (list, tuple))
+        degrees = list(feature_degree) if per_factor else [feature_degree]
+        if any(not isinstance(k, int) or isinstance(k, bool) or k < 1 for k in degrees):
             raise ValueError(f"feature_degree must be a positive integer; got {feature_degree!r}")
         if init not in ANALYTIC_INITS:
             raise ValueError(f"unknown init {init!r}; choose from {ANALYTIC_INITS}")
@@ -122,7 +128,9 @@ class AnalyticKernel:
         self.feature_symmetry = feature_symmetry
         self.phases = None if feature_symmetry == "none" else torch.as_tensor(phases, dtype=torch.long)
         self.phase_order = None if feature_symmetry == "none" else int(phase_order)
-        self.general = bool(general) or feature_symmetry != "none"  # |x| = 1 only on the full map
+        self.factors = None if factors is None else [int(n) for n in factors]
+        # |x| = 1 only on the full map of one P^N (product features are standardized)
+        self.general = bool(general) or feature_symmetry != "none" or factors is not None
         self._features: dict[int, ProjectiveFeatures] = {}
 
     # ------------------------------------------------------------------ public API
@@ -182,7 +190,9 @@ class AnalyticKernel:
         if n_coords not in self._features:
             if self.phases is not None and self.phases.shape[-1] != n_coords:
                 raise ValueError(f"phases act on {self.phases.shape[-1]} coordinates; the points have {n_coords}")
-            self._features[n_coords] = potential_features(n_coords, self.feature_degree, self.phases, self.phase_order)
+            self._features[n_coords] = potential_features(
+                n_coords, self.feature_degree, self.phases, self.phase_order, self.factors
+            )
         return self._features[n_coords]
 
     def _check_kind(self, kind: str) -> str:
@@ -517,7 +527,8 @@ _OPTIONS = {
     "gaussian": ("lengthscale",),
 }
 _IGNORED = {"_target_", "network", "width", "parameterization", "seed", "n_coords", "kahler_t", "max_features"}
-_FEATURE_OPTIONS = ("feature_degree", "feature_symmetry", "phases", "phase_order", "output_scale", "init", "general")
+_FEATURE_OPTIONS = ("feature_degree", "feature_symmetry", "phases", "phase_order", "output_scale", "init", "general",
+                    "factors")
 
 
 def analytic_kernel(model, **overrides) -> AnalyticKernel:
@@ -566,13 +577,15 @@ def _config_of(model) -> dict:
         cfg.update(
             network=name,
             parameterization=net.parameterization,
-            feature_degree=model.features.degree,
+            feature_degree=model.features.degree if model.factors is None else list(model.features.degrees),
             feature_symmetry="none" if model.features.phases is None else "phases",
             output_scale=model.output_scale,
             init=model.init,
         )
         if model.features.phases is not None:
             cfg.update(phases=model.features.phases, phase_order=model.features.phase_order)
+        if model.factors is not None:
+            cfg["factors"] = model.factors
         return cfg
     if not isinstance(model, Mapping):  # a DictConfig is a Mapping too
         raise TypeError(f"expected a KahlerPotential or a config mapping; got {type(model).__name__}")

@@ -41,11 +41,9 @@ def potential_features(n_coords: int, degree, phases=None, phase_order=None, fac
     standardized (their scales differ by orders of magnitude; ProjectiveFeatures); on a product of
     projective spaces (``factors``) the product features, standardized."""
     if factors is not None:
-        if phases is not None:
-            raise ValueError("phase-invariant features are not implemented on products of projective spaces")
         if sum(n + 1 for n in factors) != n_coords:
             raise ValueError(f"factors {list(factors)} have {sum(n + 1 for n in factors)} coordinates, not {n_coords}")
-        return ProductProjectiveFeatures(factors, degree, standardize=True)
+        return ProductProjectiveFeatures(factors, degree, standardize=True, phases=phases, phase_order=phase_order)
     return ProjectiveFeatures(n_coords, degree, phases, phase_order, standardize=phases is not None)
 
 
@@ -287,8 +285,8 @@ def _jet_with_params(network: nn.Module, params: dict, jet: Jet) -> Jet:
 def phase_options(surface, feature_symmetry: str = "none") -> dict:
     """{"phases", "phase_order"} of a manifold for feature_symmetry "phases", else {} (what the
     feature maps of build_potential and the analytic kernels need besides the model config)."""
-    if feature_symmetry == "phases":
-        return {"phases": surface.phase_symmetries(), "phase_order": surface.degree}
+    if feature_symmetry == "phases":  # a CICY's phases have the order lcm(configuration), a hypersurface's deg p
+        return {"phases": surface.phase_symmetries(), "phase_order": getattr(surface, "phase_order", surface.degree)}
     return {}
 
 
@@ -330,7 +328,7 @@ def build_potential(
         raise ValueError("feature_symmetry=phases needs the manifold's phase symmetries (phases=, phase_order=)")
     if feature_symmetry == "none":
         phases = phase_order = None
-    if factors is not None:
+    if factors is not None and phases is None:  # count before building the (possibly huge) index tables
         from nnflow.models.product_features import product_feature_count
 
         degrees = [feature_degree] * len(factors) if isinstance(feature_degree, int) else list(feature_degree)
@@ -345,8 +343,9 @@ def build_potential(
     features = potential_features(n_coords, feature_degree, phases, phase_order, factors)
     if max_features is not None and features.dim > max_features:
         kept = "the phase-invariant" if phases is not None else "all"
+        space = " × ".join(f"P^{n}" for n in factors) if factors is not None else f"P^{n_coords - 1}"
         raise ValueError(
-            f"{kept} degree-{feature_degree} features on P^{n_coords - 1} are {features.dim} features (the network's "
+            f"{kept} degree-{feature_degree} features on {space} are {features.dim} features (the network's "
             f"input width), above model.max_features={max_features}: lower model.feature_degree (degree 1 has "
             f"{n_coords**2}), use model.feature_symmetry=phases on a manifold with phase symmetries (a generic "
             "manifold has none), or raise model.max_features"

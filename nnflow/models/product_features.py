@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import torch
 
 from nnflow.geometry.cicy import multihomogeneous_monomials
-from nnflow.models.features import ProjectiveFeatures
+from nnflow.models.features import ProjectiveFeatures, _invariant_pairs
 
 
 class ProductProjectiveFeatures(ProjectiveFeatures):
@@ -31,11 +31,15 @@ class ProductProjectiveFeatures(ProjectiveFeatures):
         factors: (n_1, …, n_m).
         degrees: (k_1, …, k_m), each ≥ 1 (an int: the same for every factor).
         standardize: (x − μ)/s under the product FS measure (closed form, ``fs_moments``).
+        phases, phase_order: keep only the entries invariant under the diagonal phase maps
+            z_j → ω^{r_j} z_j (ω = e^{2πi/phase_order}, one row r of ``phases`` (G, n_coords) each;
+            ``CompleteIntersection.phase_symmetries``), as ProjectiveFeatures does on one P^N.
     Attributes:
-        dim: (Π_i C(n_i + k_i, k_i))² real features.
+        dim: (Π_i C(n_i + k_i, k_i))² real features without phases, m + 2·(kept pairs p < q) with.
     """
 
-    def __init__(self, factors: Sequence[int], degrees: int | Sequence[int] = 1, standardize: bool = False):
+    def __init__(self, factors: Sequence[int], degrees: int | Sequence[int] = 1, standardize: bool = False,
+                 phases: torch.Tensor | None = None, phase_order: int | None = None):
         factors = [int(n) for n in factors]
         if isinstance(degrees, int) and not isinstance(degrees, bool):
             degrees = [degrees] * len(factors)
@@ -54,8 +58,12 @@ class ProductProjectiveFeatures(ProjectiveFeatures):
         self._parents, self._variables = [None], [None]  # the tree of ProjectiveFeatures is not used
         m = len(exps)
         self.n_monomials = m
-        self._iu = torch.triu_indices(m, m, offset=1)
-        self.phases, self.phase_order = None, None
+        iu = torch.triu_indices(m, m, offset=1)
+        if phases is not None:
+            iu = iu[:, _invariant_pairs(exps, iu, phases, phase_order)]
+        self._iu = iu
+        self.phases = None if phases is None else torch.as_tensor(phases, dtype=torch.long).clone()
+        self.phase_order = None if phases is None else phase_order
         self.dim = m + 2 * self._iu.shape[1]
         self._rows = torch.cat([torch.arange(m), self._iu[0], self._iu[1]])
         self._cols = torch.cat([torch.arange(m), self._iu[1], self._iu[0]])

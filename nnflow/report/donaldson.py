@@ -61,7 +61,7 @@ def degree_for_parameters(
     parameters are allowed.
 
     Args:
-        surface: the Hypersurface; n_params: the target count (> 0).
+        surface: the Hypersurface or CompleteIntersection; n_params: the target count (> 0).
         max_k, max_params: the budget (max_k ≥ 1; k = 1 is always allowed).
     Returns:
         {"k", "basis" (its SectionBasis), "capped"}: capped is True when a k beyond the budget
@@ -75,7 +75,10 @@ def degree_for_parameters(
     best = section_basis(surface, 1, "phases")
     k = 1
     while best.n_parameters < n_params:
-        nxt = section_basis(surface, k + 1, "phases")
+        try:
+            nxt = section_basis(surface, k + 1, "phases")
+        except NotImplementedError:  # a CICY with several equations: no basis beyond the degrees they cut
+            return {"k": k, "basis": best, "capped": True}
         closer = abs(nxt.n_parameters - n_params) < abs(best.n_parameters - n_params)
         if k + 1 > max_k or nxt.n_parameters > max_params:
             return {"k": k, "basis": best, "capped": closer}
@@ -150,8 +153,8 @@ def donaldson_rows(
             block, bad data sizes); the report writer turns it into a one-line note.
     """
     from nnflow.algebraic import balanced_metric
-    from nnflow.geometry import sample_points
-    from nnflow.geometry.hypersurface import hypersurface_from_config
+    from nnflow.geometry.cicy import manifold_from_config
+    from nnflow.geometry.cicy_sampling import sample_manifold
     from nnflow.training.data import SPLIT_SEED_OFFSET  # the networks' split seeds
 
     targets = params_by_width(records, "finite")
@@ -160,8 +163,8 @@ def donaldson_rows(
     check_int({"points_per_parameter": points_per_parameter, "max_iterations": max_iterations},
               "points_per_parameter", "max_iterations")
     setting = _sweep_setting(records, sweep_cfg)
-    surface = hypersurface_from_config(setting["manifold"])
-    test = sample_points(surface, setting["n_test"], seed=setting["seed"] + SPLIT_SEED_OFFSET["test"])
+    surface = manifold_from_config(setting["manifold"])
+    test = sample_manifold(surface, setting["n_test"], seed=setting["seed"] + SPLIT_SEED_OFFSET["test"])
     by_k: dict[int, dict] = {}
     rows = []
     for width, n_params in targets.items():
@@ -170,7 +173,7 @@ def donaldson_rows(
         if k not in by_k:
             start = time.perf_counter()
             n_points = max(setting["n_train"], points_per_parameter * basis.n_parameters)
-            train = sample_points(surface, n_points, seed=setting["seed"] + SPLIT_SEED_OFFSET["train"])
+            train = sample_manifold(surface, n_points, seed=setting["seed"] + SPLIT_SEED_OFFSET["train"])
             result = {"n_points": n_points, "converged": False, "iterations": 0, "error": None,
                       "sigma_test": math.nan, "sigma_err": math.nan}
             try:

@@ -26,10 +26,10 @@ from torch.utils.data import (
     SequentialSampler,
 )
 
-from nnflow.geometry import Hypersurface, PointSet, sample_points
+from nnflow.geometry import Hypersurface, PointSet
 from nnflow.geometry.cicy import CompleteIntersection
 from nnflow.geometry.cicy_points import CICYPointSet
-from nnflow.geometry.cicy_sampling import sample_cicy
+from nnflow.geometry.cicy_sampling import sample_manifold
 from nnflow.geometry.pointset import UnreadablePointSetError
 from nnflow.validation import check_int
 
@@ -112,10 +112,7 @@ def load_or_sample(cache_dir, surface: Hypersurface, split: str, n: int, seed: i
             path.replace(kept)
             log.warning("%s; kept it as %s and re-sampling the %s split", err, kept, split)
     log.info("sampling %d %s points on %s (seed %d) → %s", n, split, surface.name, seed, path)
-    if isinstance(surface, CompleteIntersection):
-        points = sample_cicy(surface, n, seed=seed + SPLIT_SEED_OFFSET[split])
-    else:
-        points = sample_points(surface, n, seed=seed + SPLIT_SEED_OFFSET[split])
+    points = sample_manifold(surface, n, seed=seed + SPLIT_SEED_OFFSET[split])
     points.save(path)
     return points
 

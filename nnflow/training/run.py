@@ -173,23 +173,6 @@ def model_kwargs(cfg: DictConfig, surface) -> dict:
     return run | symmetry_kwargs(cfg, surface)
 
 
-def check_cicy_run(cfg: DictConfig, surface) -> None:
-    """On a complete intersection only finite networks train so far (the linearized model, the
-    frozen flows, phase features and kernel tracking assume one P^N): refuse the rest, named."""
-    if not isinstance(surface, CompleteIntersection):
-        return
-    problems = []
-    if cfg.model.kind != "finite":
-        problems.append(f"model.kind={cfg.model.kind} (only finite)")
-    if cfg.model.get("feature_symmetry", "none") != "none":
-        problems.append(f"model.feature_symmetry={cfg.model.feature_symmetry} (only none)")
-    if OmegaConf.select(cfg, "kernel_tracking.enabled", default=False):
-        problems.append("kernel_tracking.enabled=true")
-    if problems:
-        raise ValueError(f"manifold={surface.name} is a complete intersection, on which nnflow-train runs finite "
-                         f"networks only; this run asks for {', '.join(problems)}")
-
-
 def build_model(cfg: DictConfig, surface, dtype: torch.dtype) -> torch.nn.Module:
     """The metric model of a finite or linearized kind (a KahlerPotential, or any model with metric())."""
     _, factory, options = model_factory(cfg.model)
@@ -210,6 +193,8 @@ def build_flow(cfg: DictConfig, surface, train_points, kappa: float) -> torch.nn
     try:
         run = {"train": train_points, "kappa": kappa, "power": loss_power(cfg.loss.kind),
                "kahler_t": float(cfg.kahler_t), "seed": int(cfg.seed)}
+        if isinstance(surface, CompleteIntersection):
+            run["factors"] = surface.factors
         return factory(**(options | run | symmetry_kwargs(cfg, surface)))
     except TypeError as err:
         raise ValueError(f"model config: {err}") from err
@@ -223,7 +208,7 @@ def build_kernel_tracking(cfg: DictConfig, run_dir: Path, surface):
 
     _, _, options = model_factory(cfg.model)
     try:
-        analytic = analytic_kernel(options | symmetry_kwargs(cfg, surface))
+        analytic = analytic_kernel(options | model_kwargs(cfg, surface))  # factors on a CICY
     except (ValueError, TypeError) as err:
         log.info("no analytic kernel for this model (%s): tracking the empirical kernel only", err)
         analytic = None
@@ -330,7 +315,6 @@ def train(cfg: DictConfig, run_dir: str | Path) -> tuple[dict, dict]:
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     dtype = set_precision(cfg.dtype)
     surface = manifold_from_config(OmegaConf.to_container(cfg.manifold, resolve=True))
-    check_cicy_run(cfg, surface)
     check_feasible(*memory_estimates(cfg, surface), max_memory_gb=cfg.get("max_memory_gb"))  # before sampling
     frozen = cfg.model.kind == "frozen"  # a flow built on the training points, not a network
     if not frozen:
