@@ -123,11 +123,14 @@ def _never(*args, **kwargs):
 )
 def test_absurd_sizes_stop_before_any_sampling(app, overrides, key, monkeypatch, tmp_path):
     import nnflow.geometry
+    import nnflow.geometry.cicy_sampling
     import nnflow.kernels.convergence
     import nnflow.training.data
 
-    for module in (nnflow.geometry, nnflow.kernels.convergence, nnflow.training.data):
+    for module in (nnflow.geometry, nnflow.kernels.convergence):
         monkeypatch.setattr(module, "sample_points", _never)
+    for module in (nnflow.geometry.cicy_sampling, nnflow.training.data):  # either kind of manifold
+        monkeypatch.setattr(module, "sample_manifold", _never)
     with pytest.raises(InfeasibleError, match=rf"GiB.*{key}"):
         if app == "train":
             from nnflow.training.run import train
