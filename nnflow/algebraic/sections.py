@@ -252,12 +252,7 @@ def section_basis(
     expected = hilbert_dimension(surface.n_coords, surface.degree, k)
     if len(e) != expected:
         raise RuntimeError(f"{len(e)} sections of O({k}) on {surface.name}, Hilbert polynomial says {expected}")
-    labels = None
-    if symmetry == "phases":
-        if phases is None:
-            phases, phase_order = surface.phase_symmetries(), surface.degree
-        labels = charge_sectors(e, phases, phase_order or surface.degree)
-    return SectionBasis.build(e, labels, k)
+    return _sectored_basis(surface, e, k, symmetry, phases, phase_order)
 
 
 def projective_basis(n_coords: int, k: int) -> SectionBasis:
@@ -301,9 +296,15 @@ def cicy_section_basis(x, k: int, symmetry: str = "none", phases=None, phase_ord
         expected -= math.prod(math.comb(n + k - int(d), n) for n, d in zip(x.factors, q[:, 0].tolist()))
     if len(e) != expected:
         raise RuntimeError(f"{len(e)} sections of O({k}) on {x.name}, the Koszul count says {expected}")
-    labels = None
-    if symmetry == "phases":
-        if phases is None:
-            phases, phase_order = x.phase_symmetries(), x.phase_order
-        labels = charge_sectors(e, phases, phase_order or x.phase_order)
-    return SectionBasis.build(e, labels, k)
+    return _sectored_basis(x, e, k, symmetry, phases, phase_order)
+
+
+def _sectored_basis(surface, e: torch.Tensor, k: int, symmetry: str, phases, phase_order) -> SectionBasis:
+    """The SectionBasis of the monomials ``e``: one block, or with symmetry "phases" the charge sectors of
+    ``phases`` (default: the manifold's own, of order deg p on a hypersurface, lcm(configuration) on a CICY)."""
+    if symmetry != "phases":
+        return SectionBasis.build(e, None, k)
+    order = getattr(surface, "phase_order", surface.degree)
+    if phases is None:
+        phases, phase_order = surface.phase_symmetries(), order
+    return SectionBasis.build(e, charge_sectors(e, phases, phase_order or order), k)
